@@ -1,0 +1,76 @@
+# aistack.infra: the README's commands. Every target installs what it needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
+export ANSIBLE_FORCE_COLOR := 0
+# Molecule scenarios run by `make test`, in order (fast and foundational first).
+MOLECULE_SCENARIOS ?= base docker
+PYTEST_ARGS ?=
+
+.PHONY: help deps lab lab-down test lint yamllint ansible-lint sanity specs unit integration molecule bench build clean
+
+help:
+	@echo "make lab       - deploy the all-in-one stack into a local lab host and print its health table"
+	@echo "make lab-down  - remove every lab container, network, volume and image it made"
+	@echo "make test      - lint, sanity, unit, integration and molecule tests (installs what it needs)"
+	@echo "make bench     - benchmarks (on demand, see bench/README.md)"
+	@echo "make build     - build the collection tarball"
+
+deps: $(VENV)/.installed .collections/ansible_collections/aistack/infra
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	tools/system-deps.sh
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-test.txt
+	touch $@
+
+.collections/ansible_collections/aistack/infra:
+	mkdir -p .collections/ansible_collections/aistack
+	ln -sfn ../../.. .collections/ansible_collections/aistack/infra
+
+lab: deps
+	lab/bin/lab.sh up
+
+lab-down:
+	lab/bin/lab.sh down
+
+test: deps
+	tools/test.sh
+
+lint: deps yamllint ansible-lint specs
+
+yamllint: deps
+	yamllint -s .
+
+ansible-lint: deps
+	ansible-lint --profile production
+
+specs: deps
+	python tools/check_argument_specs.py
+
+sanity: deps
+	tools/sanity.sh
+
+unit: deps
+	python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	python -m pytest tests/integration $(PYTEST_ARGS)
+
+molecule: deps
+	tools/molecule.sh $(MOLECULE_SCENARIOS)
+
+bench: deps
+	bench/run.sh
+
+build: deps
+	mkdir -p build
+	ansible-galaxy collection build --force --output-path build .
+
+clean:
+	rm -rf build tests/output .pytest_cache

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the Debian packages that `make lab` and `make test` need on the control machine.
+# Idempotent: only installs what is missing. Runs as root (as on the project's machines) or via sudo.
+set -euo pipefail
+pkgs=(docker.io debootstrap openssh-client git jq ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "system-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq || { echo "system-deps: apt-get update failed: no Debian mirror reachable?" >&2; exit 1; }
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  || { echo "system-deps: could not install ${missing[*]}" >&2; exit 1; }
