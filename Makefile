@@ -10,7 +10,8 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export ANSIBLE_FORCE_COLOR := 0
 # Molecule scenarios run by `make test`, in order (fast and foundational first).
 MOLECULE_SCENARIOS ?= base docker
-PYTEST_ARGS ?=
+export MOLECULE_SCENARIOS PYTEST_ARGS
+
 
 .PHONY: help deps lab lab-down test lint yamllint ansible-lint sanity specs unit integration molecule bench build clean
 
