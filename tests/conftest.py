@@ -8,3 +8,8 @@ if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 if os.path.join(REPO, "tests") not in sys.path:
     sys.path.insert(0, os.path.join(REPO, "tests"))
+
+# Real-service fixtures, registered here once so that every test module shares one server
+# per session (a module that imported them itself would get its own instance).
+from lib.milvus_server import milvus_server  # noqa: E402,F401
+from lib.pg_server import pg_server  # noqa: E402,F401

@@ -2,7 +2,7 @@
 # Install the Debian packages that `make lab` and `make test` need on the control machine.
 # Idempotent: only installs what is missing. Runs as root (as on the project's machines) or via sudo.
 set -euo pipefail
-pkgs=(docker.io debootstrap openssh-client git jq ca-certificates)
+pkgs=(docker.io debootstrap openssh-client git jq ca-certificates redis-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

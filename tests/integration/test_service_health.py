@@ -1,0 +1,397 @@
+"""Integration tests of aistack.infra.service_health through real ansible-playbook.
+
+Real services: an HTTP server with JSON endpoints and a TCP listener (both in this process), a real
+redis-server (Debian package; skipped with a reason when absent), a real PostgreSQL 18 + pgvector
+(tests/lib/pg_server.py) and a real Milvus 2.3 (tests/lib/milvus_server.py), each skipped when its
+fixture module is missing. OpenSearch and Kafka cannot run here: the opensearch and kafka probes run
+against the protocol-level TEST DOUBLES in tests/lib/opensearch_double.py and tests/lib/kafka_double.py.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lib.ansible_run import run_module
+from lib.kafka_double import KafkaDouble
+from lib.opensearch_double import OpenSearchDouble
+
+from lib.pg_server import pg_connect  # the pg_server and milvus_server fixtures come from tests/conftest.py
+
+HAS_PG_FIXTURE = True
+HAS_MILVUS_FIXTURE = True
+
+REDIS_PASSWORD = 'redis-test-pass-7f3a'
+SECRET_MARKERS = (REDIS_PASSWORD, 'probe-acl-pass')
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------- http + tcp
+class _Service(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    counters = {}
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        path, _, query = self.path.partition('?')
+        if path == '/healthz':
+            return self._send(200, {'status': 'ok', 'version': '1.4.2',
+                                    'checks': {'items': [{'name': 'db', 'ok': True}, {'name': 'cache', 'ok': False}]}})
+        if path == '/down':
+            return self._send(503, {'status': 'maintenance'})
+        if path == '/slow':
+            time.sleep(float(query or 1))
+            return self._send(200, {'slept': float(query or 1)})
+        if path.startswith('/flaky/'):
+            # fails the first N calls for a key: /flaky/<key>/<N>
+            _, _, key, failures = path.split('/')
+            with self.lock:
+                count = self.counters[key] = self.counters.get(key, 0) + 1
+            if count <= int(failures):
+                return self._send(503, {'attempt': count})
+            return self._send(200, {'attempt': count})
+        return self._send(404, {'error': 'not found'})
+
+
+@pytest.fixture(scope='module')
+def web():
+    server = ThreadingHTTPServer(('127.0.0.1', 0), _Service)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield 'http://127.0.0.1:%d' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture(scope='module')
+def tcp_port():
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    sock.listen(16)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+# ------------------------------------------------------------------------------------ redis
+def _redis_cmd(port, *args, password=None):
+    from ansible_collections.aistack.infra.plugins.module_utils._probes import resp_command
+    with socket.create_connection(('127.0.0.1', port), 5) as sock:
+        if password:
+            sock.sendall(resp_command('AUTH', password))
+            sock.recv(1024)
+        sock.sendall(resp_command(*args))
+        return sock.recv(4096)
+
+
+@pytest.fixture(scope='module')
+def redis_server():
+    binary = shutil.which('redis-server') or ('/usr/bin/redis-server' if os.path.exists('/usr/bin/redis-server') else None)
+    if binary is None:
+        pytest.skip('redis-server is not installed: install the Debian package redis-server '
+                    '(it belongs in tools/system-deps.sh)')
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix='aistack-redis-')
+    proc = subprocess.Popen([binary, '--bind', '127.0.0.1', '--port', str(port), '--dir', workdir, '--save', '',
+                             '--appendonly', 'no', '--daemonize', 'no', '--requirepass', REDIS_PASSWORD,
+                             '--logfile', os.path.join(workdir, 'redis.log')],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                if _redis_cmd(port, 'PING', password=REDIS_PASSWORD).startswith(b'+PONG'):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                with open(os.path.join(workdir, 'redis.log')) as log:
+                    pytest.fail('redis-server did not start:\n%s' % log.read()[-2000:])
+            time.sleep(0.1)
+        # an ACL user that may only PING, to test AUTH <user> <password>
+        assert _redis_cmd(port, 'ACL', 'SETUSER', 'probe', 'on', '>probe-acl-pass', '+ping',
+                          password=REDIS_PASSWORD).startswith(b'+OK')
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- opensearch + kafka
+@pytest.fixture(scope='module')
+def opensearch():
+    double = OpenSearchDouble(users={'monitor': 'mon-pass'}, health='green').start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope='module')
+def opensearch_yellow():
+    double = OpenSearchDouble(health='yellow').start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope='module')
+def kafka():
+    double = KafkaDouble(topics={'ingest': 3, 'embeddings': 1, 'broken': {'partitions': 2, 'leaderless': [1]}},
+                         metadata_versions=(4, 12), auto_create_topics=True).start()  # behaves like Kafka 4.x
+    yield double
+    double.stop()
+
+
+# ------------------------------------------------------------------------------- helpers
+def by_name(result):
+    return dict((p['name'], p) for p in result['probes'])
+
+
+def assert_no_secrets(result):
+    text = json.dumps(result)
+    for marker in SECRET_MARKERS:
+        assert marker not in text, marker
+
+
+# ---------------------------------------------------------------------------------- tests
+def test_all_healthy_through_ansible(web, tcp_port, redis_server, opensearch, kafka):
+    result = run_module('service_health', {'timeout': 60, 'probes': [
+        {'name': 'api', 'type': 'http', 'url': web + '/healthz', 'json_path': 'checks.items.0.name', 'json_equals': 'db',
+         'body_contains': '"status": "ok"'},
+        {'name': 'port', 'type': 'tcp', 'host': '127.0.0.1', 'port': tcp_port},
+        {'name': 'cache', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'password': REDIS_PASSWORD},
+        {'name': 'cache-acl', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'user': 'probe',
+         'password': 'probe-acl-pass'},
+        {'name': 'search', 'type': 'opensearch', 'hosts': [opensearch.url], 'user': 'monitor', 'password': 'mon-pass',
+         'min_status': 'green'},
+        {'name': 'events', 'type': 'kafka', 'bootstrap_servers': [kafka.bootstrap], 'topics': ['ingest', 'embeddings']},
+    ]})
+    assert result['failed'] is False, result.get('msg')
+    assert result['changed'] is False and result['healthy'] is True
+    probes = by_name(result)
+    assert list(probes) == ['api', 'port', 'cache', 'cache-acl', 'search', 'events']
+    assert all(p['ok'] and p['attempts'] == 1 and p['latency_ms'] >= 0 for p in probes.values())
+    assert probes['api']['detail']['json_value'] == 'db'
+    assert probes['cache']['detail']['reply'] == 'PONG'
+    assert probes['search']['detail']['status'] == 'green'
+    assert probes['events']['detail']['metadata_version'] == 4
+    assert probes['events']['detail']['topics'] == {'ingest': 3, 'embeddings': 1}
+    assert result['invocation']['module_args']['probes'][2]['password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert_no_secrets(result)
+
+
+def test_check_mode_runs_the_probes(web):
+    result = run_module('service_health', {'probes': [{'name': 'api', 'type': 'http', 'url': web + '/down'}]},
+                        check=True)
+    assert result['failed'] is True and result['changed'] is False
+    assert 'api (http): HTTP 503' in result['msg']
+
+
+def test_one_failing_probe_of_each_kind_explains_itself(web, redis_server, opensearch_yellow, kafka):
+    closed = free_port()
+    result = run_module('service_health', {'fail_on_error': False, 'timeout': 60, 'probes': [
+        {'name': 'http-status', 'type': 'http', 'url': web + '/down'},
+        {'name': 'http-json', 'type': 'http', 'url': web + '/healthz', 'json_path': 'checks.items.1.ok',
+         'json_equals': True},
+        {'name': 'tcp-closed', 'type': 'tcp', 'host': '127.0.0.1', 'port': closed},
+        {'name': 'redis-noauth', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server},
+        {'name': 'redis-wrongpass', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'password': 'nope-x1'},
+        {'name': 'search-yellow', 'type': 'opensearch', 'url': opensearch_yellow.url, 'min_status': 'green'},
+        {'name': 'kafka-topics', 'type': 'kafka', 'bootstrap_servers': [kafka.bootstrap],
+         'topics': ['ingest', 'missing-topic', 'broken']},
+        {'name': 'kafka-down', 'type': 'kafka', 'bootstrap_servers': ['127.0.0.1:%d' % closed]},
+        {'name': 'docker-missing', 'type': 'docker_container', 'container': 'web',
+         'docker_host': 'unix:///nonexistent/docker.sock'},
+    ]})
+    assert result['failed'] is False and result['healthy'] is False and result['changed'] is False
+    probes = by_name(result)
+    assert not any(p['ok'] for p in probes.values())
+    errors = dict((name, p['error']) for name, p in probes.items())
+    assert errors['http-status'] == 'HTTP 503 from %s/down, expected 200' % web
+    assert probes['http-status']['detail']['body_excerpt'] == '{"status": "maintenance"}'
+    assert errors['http-json'] == "json_path 'checks.items.1.ok' is false, expected true"
+    assert errors['tcp-closed'] == 'cannot connect to 127.0.0.1:%d: [Errno 111] Connection refused' % closed
+    assert errors['redis-noauth'] == ('Redis at 127.0.0.1:%d answered PING with an error: NOAUTH Authentication '
+                                      'required. (set password)' % redis_server)
+    assert errors['redis-wrongpass'].startswith('Redis at 127.0.0.1:%d refused AUTH: WRONGPASS' % redis_server)
+    assert errors['search-yellow'] == "cluster 'aistack-double' is yellow, expected green (unassigned shards: 1)"
+    assert errors['kafka-topics'] == 'topic(s) not found: missing-topic; topic broken: partition(s) without leader: 1'
+    assert 'missing-topic' not in kafka.topics  # the broker auto-creates, but the probe never lets it
+    assert errors['kafka-down'].startswith('no Kafka bootstrap server answered: 127.0.0.1:%d: ' % closed)
+    assert errors['docker-missing'].startswith(('docker engine at unix:///nonexistent/docker.sock', 'docker ('))
+    assert 'nope-x1' not in json.dumps(result)
+    assert result['msg'].startswith('9 of 9 probe(s) failed: http-status (http): HTTP 503')
+
+
+def test_failure_message_names_every_failed_probe(web, tcp_port):
+    result = run_module('service_health', {'probes': [
+        {'name': 'good', 'type': 'tcp', 'host': '127.0.0.1', 'port': tcp_port},
+        {'name': 'bad-a', 'type': 'http', 'url': web + '/down'},
+        {'name': 'bad-b', 'type': 'http', 'url': web + '/nothing-here'},
+    ]})
+    assert result['failed'] is True and result['healthy'] is False
+    assert result['msg'] == ('2 of 3 probe(s) failed: bad-a (http): HTTP 503 from {0}/down, expected 200; '
+                             'bad-b (http): HTTP 404 from {0}/nothing-here, expected 200'.format(web))
+
+
+def test_probes_run_concurrently(web):
+    start = time.monotonic()
+    result = run_module('service_health', {'probes': [
+        {'name': 'slow%d' % i, 'type': 'http', 'url': web + '/slow?1.5'} for i in range(4)]})
+    assert result['failed'] is False
+    assert all(p['latency_ms'] >= 1400 for p in result['probes'])
+    assert result['duration_ms'] < 4 * 1500  # sequential would take 6 s
+    assert time.monotonic() - start < 30
+
+
+def test_retries_and_delay(web):
+    result = run_module('service_health', {'retries': 4, 'delay': 0.3, 'probes': [
+        {'name': 'flaky', 'type': 'http', 'url': web + '/flaky/retry-test/2', 'json_path': 'attempt', 'json_equals': 3},
+        {'name': 'never', 'type': 'http', 'url': web + '/down', 'retries': 1, 'delay': 0},
+    ], 'fail_on_error': False})
+    probes = by_name(result)
+    assert probes['flaky']['ok'] is True and probes['flaky']['attempts'] == 3
+    assert probes['never']['ok'] is False and probes['never']['attempts'] == 2
+    assert result['duration_ms'] >= 600
+
+
+def test_overall_timeout(web):
+    result = run_module('service_health', {'timeout': 1.5, 'probes': [
+        {'name': 'stuck', 'type': 'http', 'url': web + '/slow?8', 'timeout': 30},
+        {'name': 'quick', 'type': 'http', 'url': web + '/healthz'},
+    ]})
+    assert result['failed'] is True
+    probes = by_name(result)
+    assert probes['quick']['ok'] is True
+    assert probes['stuck']['ok'] is False
+    assert probes['stuck']['error'].startswith(('overall timeout of 1.5s reached during attempt 1',
+                                                'GET %s/slow?8: no answer within' % web))
+    assert result['duration_ms'] < 5000
+
+
+def test_malformed_probes_fail_before_running(web):
+    result = run_module('service_health', {'probes': [
+        {'name': 'api', 'type': 'http', 'url': web + '/flaky/never-run/0', 'port': 80},
+        {'name': 'db', 'type': 'postgres', 'ssl_mode': 'sometimes'},
+        {'name': 'api', 'type': 'tcp', 'host': 'h'},
+        {'name': 'mq', 'type': 'rabbitmq'},
+    ]})
+    assert result['failed'] is True and result['probes'] == []
+    msg = result['msg']
+    assert "probe 'api' (type http): option 'port' is not supported by http probes; allowed options: body, " in msg
+    assert "probe 'db' (type postgres): option ssl_mode: 'sometimes' is not one of disable, allow, prefer" in msg
+    assert "probe 'api': option 'name' is used by more than one probe" in msg
+    assert "probe 'api' (type tcp): option 'port' is required" in msg
+    assert "probe 'mq': option 'type' 'rabbitmq' is not supported; allowed types: docker_container, http" in msg
+    assert 'never-run' not in _Service.counters  # nothing ran
+
+
+# -------------------------------------------------------------------------------- postgres
+@pytest.mark.skipif(not HAS_PG_FIXTURE, reason='tests/lib/pg_server.py (the PostgreSQL fixture) is not available')
+def test_postgres_probe_against_real_server(pg_server):  # noqa: F811
+    conn = pg_connect(pg_server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = 'health_probe'")
+            if cur.fetchone() is None:
+                cur.execute('CREATE DATABASE health_probe')
+    finally:
+        conn.close()
+    conn = pg_connect(dict(pg_server, db='health_probe'))
+    try:
+        with conn.cursor() as cur:
+            cur.execute('CREATE EXTENSION IF NOT EXISTS vector')
+    finally:
+        conn.close()
+    common = {'type': 'postgres', 'host': pg_server['login_host'], 'port': pg_server['login_port'],
+              'user': pg_server['login_user'], 'ssl_mode': 'disable'}
+    result = run_module('service_health', {'fail_on_error': False, 'probes': [
+        dict(common, name='pg', password=pg_server['login_password'], db='health_probe', extension='vector'),
+        dict(common, name='pg-noext', password=pg_server['login_password'], db=pg_server['db'], extension='vector'),
+        dict(common, name='pg-badpass', password='wrong-pass-9', db=pg_server['db']),
+        dict(common, name='pg-nodb', password=pg_server['login_password'], db='does_not_exist'),
+    ]})
+    probes = by_name(result)
+    assert probes['pg']['ok'] is True, probes['pg']['error']
+    assert probes['pg']['detail']['server_version'].startswith('18')
+    assert probes['pg']['detail']['extension_version'].startswith('0.')
+    assert probes['pg-noext']['error'].startswith("extension 'vector' is not installed in database '%s' (available "
+                                                  "(version 0." % pg_server['db'])
+    assert 'password authentication failed for user "%s"' % pg_server['login_user'] in probes['pg-badpass']['error']
+    assert 'database "does_not_exist" does not exist' in probes['pg-nodb']['error']
+    text = json.dumps(result)
+    assert pg_server['login_password'] not in text and 'wrong-pass-9' not in text
+
+
+# ---------------------------------------------------------------------------------- milvus
+@pytest.mark.skipif(not HAS_MILVUS_FIXTURE, reason='tests/lib/milvus_server.py (the Milvus fixture) is not available')
+def test_milvus_probe_against_real_server(milvus_server):  # noqa: F811
+    from pymilvus import MilvusClient
+    client = MilvusClient(uri=milvus_server)
+    try:
+        for name in ('health_loaded', 'health_released'):
+            if client.has_collection(name):
+                client.drop_collection(name)
+            client.create_collection(name, dimension=4)  # quick setup: indexed and loaded
+        client.release_collection('health_released')
+    finally:
+        client.close()
+    result = run_module('service_health', {'fail_on_error': False, 'timeout': 90, 'probes': [
+        {'name': 'milvus', 'type': 'milvus', 'uri': milvus_server, 'timeout': 30},
+        {'name': 'loaded', 'type': 'milvus', 'uri': milvus_server, 'collection': 'health_loaded', 'timeout': 30},
+        {'name': 'released', 'type': 'milvus', 'uri': milvus_server, 'collection': 'health_released', 'timeout': 30},
+        {'name': 'absent', 'type': 'milvus', 'uri': milvus_server, 'collection': 'health_nope', 'timeout': 30},
+        {'name': 'down', 'type': 'milvus', 'uri': 'http://127.0.0.1:%d' % free_port(), 'timeout': 3},
+    ]})
+    probes = by_name(result)
+    assert probes['milvus']['ok'] is True, probes['milvus']['error']
+    assert probes['milvus']['detail']['server_version'].startswith('v2.3')
+    assert probes['loaded']['ok'] is True and probes['loaded']['detail']['load_state'] == 'Loaded'
+    assert probes['released']['error'] == "collection 'health_released' is not loaded (load state NotLoad)"
+    assert probes['absent']['error'] == "collection 'health_nope' does not exist"
+    assert probes['down']['ok'] is False and probes['down']['error'].startswith('Milvus at http://127.0.0.1:')
+
+
+# ------------------------------------------------------------------- the doubles themselves
+@pytest.mark.parametrize('versions,expected', [((0, 4), 4), ((0, 1), 1), ((0, 0), 0)])
+def test_kafka_double_is_understood_by_an_independent_client(versions, expected):
+    """kafka-python (an independent implementation of the protocol) reads the double's answers correctly."""
+    kafka_python = pytest.importorskip('kafka')
+    double = KafkaDouble(topics={'ingest': 3}, metadata_versions=versions).start()
+    consumer = None
+    try:
+        consumer = kafka_python.KafkaConsumer(bootstrap_servers=double.bootstrap, request_timeout_ms=10000)
+        assert consumer.topics() == {'ingest'}
+        assert consumer.partitions_for_topic('ingest') == {0, 1, 2}
+    finally:
+        if consumer is not None:
+            consumer.close()
+        double.stop()
+    metadata = [r for r in double.requests if r['api_key'] == 3]
+    assert metadata and all(r['api_version'] == expected for r in metadata)
