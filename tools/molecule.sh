@@ -7,6 +7,9 @@ cd "$repo"
 for s in "$@"; do
   echo "=== molecule test -s $s"
   start=$(date +%s)
+  # The instance's /var/lib/docker volume must start empty and not outlive the scenario.
+  docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
   molecule test -s "$s"
+  docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
   echo "=== molecule $s: $(( $(date +%s) - start )) s"
 done

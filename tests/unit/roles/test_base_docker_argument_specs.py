@@ -1,11 +1,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Invalid variables of the base and docker roles fail at argument_specs validation, naming the variable.
+"""Invalid variables of the base and docker roles fail before the role changes anything, naming the variable.
+
+Wrong types and choices fail at argument_specs validation; the rules argument_specs cannot
+express (the SSH lock-out guard, users that must exist) fail in the role's preflight.
 
 One real ansible-playbook run per role against localhost. Each case includes the role in a
-block whose rescue records the failure message. The run is limited to a tag no role task
-carries (`--tags argspec_probe`) and to check mode: only the role's argument validation (and the
-vars-loading task, both tagged `always`) can run, so nothing of the role touches this machine
-even if a case were wrongly accepted.
+block whose rescue records the failure message. The run is limited to the probe's own tag and
+the role's preflight tag: only the argument validation and the vars loading (both tagged
+`always`) and the preflight (assertions and read-only look-ups) can run, which
+test_probe_ran_only_read_only_tasks checks, so the probe never changes this machine. The base
+run is also in check mode.
 """
 import json
 import os
@@ -19,32 +23,62 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvVbdFVAiFgXW0NY+2rEzRr1kc5KVPl3dMpq3ET4S1d test"
 
-# case id -> (role, variables, substrings the failure message must contain); None = must pass
+# case id -> (role, variables, expected). expected is None (must pass) or (stage, substrings of the
+# failure message): stage "argspec" = failed by meta/argument_specs.yml, "preflight" = by the role's assertions.
+ARGSPEC = "argspec"
+PREFLIGHT = "preflight"
+OPS = {"name": "ops", "ssh_keys": [KEY]}
 CASES = {
     "base-valid": ("base", {
-        "base_admin_users": [{"name": "ops", "ssh_keys": [KEY]}],
+        "base_admin_users": [dict(OPS, groups=["sshusers"])],
+        "base_ssh_allow_groups": ["sshusers"],
         "base_ufw_allowed_ports": [{"port": 443}, {"port": "60000:61000", "proto": "udp"}],
     }, None),
     "base-ufw-default-choice": ("base", {"base_ufw_default_incoming": "allow"},
-                                ["base_ufw_default_incoming", "deny, reject"]),
-    "base-ssh-port-type": ("base", {"base_ssh_port": "twenty-two"}, ["base_ssh_port", "int"]),
-    "base-user-sudo-choice": ("base", {"base_admin_users": [{"name": "ops", "sudo": "always"}]},
-                              ["sudo", "base_admin_users", "nopasswd, password, none"]),
+                                (ARGSPEC, ["base_ufw_default_incoming", "deny, reject"])),
+    "base-ssh-port-type": ("base", {"base_ssh_port": "twenty-two"}, (ARGSPEC, ["base_ssh_port", "int"])),
+    "base-user-sudo-choice": ("base", {"base_admin_users": [dict(OPS, sudo="always")]},
+                              (ARGSPEC, ["sudo", "base_admin_users", "nopasswd, password, none"])),
+    "base-user-unknown-key": ("base", {"base_admin_users": [dict(OPS, sudo_nopasswd=True)]},
+                              (ARGSPEC, ["sudo_nopasswd", "base_admin_users"])),
     "base-user-name-missing": ("base", {"base_admin_users": [{"ssh_keys": [KEY]}]},
-                               ["name", "base_admin_users", "required"]),
+                               (ARGSPEC, ["name", "base_admin_users", "required"])),
     "base-ufw-proto-choice": ("base", {"base_ufw_allowed_ports": [{"port": 80, "proto": "tcpx"}]},
-                              ["proto", "base_ufw_allowed_ports", "tcp, udp, any"]),
-    "base-sysctl-type": ("base", {"base_sysctl": [1, 2]}, ["base_sysctl", "dict"]),
+                              (ARGSPEC, ["proto", "base_ufw_allowed_ports", "tcp, udp, any"])),
+    "base-sysctl-type": ("base", {"base_sysctl": [1, 2]}, (ARGSPEC, ["base_sysctl", "dict"])),
     "base-root-login-choice": ("base", {"base_ssh_permit_root_login": "yes"},
-                               ["base_ssh_permit_root_login"]),
-    "docker-valid": ("docker", {"docker_install_source": "distro", "docker_users": ["ops"]}, None),
+                               (ARGSPEC, ["base_ssh_permit_root_login"])),
+    # The SSH lock-out guard and the rules argument_specs cannot express.
+    "base-lockout-no-admin": ("base", {"base_admin_users": []},
+                              (PREFLIGHT, ["Refusing to harden SSH", "base_admin_users", "base_ssh_lockout_check"])),
+    "base-lockout-admin-without-sudo": ("base", {"base_admin_users": [dict(OPS, sudo="none")]},
+                                        (PREFLIGHT, ["Refusing to harden SSH", "sudo other than none"])),
+    "base-lockout-allow-groups": ("base", {"base_admin_users": [OPS], "base_ssh_allow_groups": ["sshusers"]},
+                                  (PREFLIGHT, ["Refusing to harden SSH", "(ops)", "base_ssh_allow_groups"])),
+    "base-lockout-check-off": ("base", {"base_admin_users": [], "base_ssh_lockout_check": False}, None),
+    "base-ufw-port-range": ("base", {"base_admin_users": [OPS], "base_ufw_allowed_ports": [{"port": "70000"}]},
+                            (PREFLIGHT, ["base_ufw_allowed_ports", "70000"])),
+    "base-proxy-url": ("base", {"base_admin_users": [OPS], "base_proxy_http": "proxy:3128"},
+                       (PREFLIGHT, ["base_proxy_http", "http://"])),
+    "docker-valid": ("docker", {"docker_install_source": "distro", "docker_users": ["root"]}, None),
     "docker-source-choice": ("docker", {"docker_install_source": "snap"},
-                             ["docker_install_source", "docker, distro"]),
-    "docker-max-file-type": ("docker", {"docker_log_max_file": "three"}, ["docker_log_max_file", "int"]),
-    "docker-users-type": ("docker", {"docker_users": {"ops": 1}}, ["docker_users", "list"]),
-    "docker-daemon-options-type": ("docker", {"docker_daemon_options": [1]}, ["docker_daemon_options", "dict"]),
+                             (ARGSPEC, ["docker_install_source", "docker, distro"])),
+    "docker-max-file-type": ("docker", {"docker_log_max_file": "three"}, (ARGSPEC, ["docker_log_max_file", "int"])),
+    "docker-users-type": ("docker", {"docker_users": {"ops": 1}}, (ARGSPEC, ["docker_users", "list"])),
+    "docker-daemon-options-type": ("docker", {"docker_daemon_options": [1]},
+                                   (ARGSPEC, ["docker_daemon_options", "dict"])),
     "docker-service-state-choice": ("docker", {"docker_service_state": "restarted"},
-                                    ["docker_service_state", "started, stopped"]),
+                                    (ARGSPEC, ["docker_service_state", "started, stopped"])),
+    # The role adds existing users to the docker group; it does not create them.
+    "docker-users-missing": ("docker", {"docker_users": ["root", "aistack-no-such-user"]},
+                             (PREFLIGHT, ["docker_users", "aistack-no-such-user"])),
+}
+
+# Tags each run is limited to, and whether it runs in check mode (the docker preflight skips
+# the missing-user check in check mode, where the user may be "created" by base first).
+RUNS = {
+    "base": (["argspec_probe", "base_preflight"], True),
+    "docker": (["argspec_probe", "docker_preflight"], False),
 }
 
 
@@ -64,8 +98,11 @@ def _play(role):
             ],
             "rescue": [
                 {"name": "record failure " + case, "tags": ["argspec_probe"], "ansible.builtin.set_fact": {
+                    # a failed loop says "One or more items failed": add the failed items' messages
                     "argspec_results": "{{ argspec_results | combine({'%s': ansible_failed_result.msg"
-                                       " | default('failed without msg')}) }}" % case}},
+                                       " | default('failed without msg') ~ ' ' ~ (ansible_failed_result.results"
+                                       " | default([]) | selectattr('failed', 'defined') | selectattr('failed')"
+                                       " | map(attribute='msg') | join('; '))}) }}" % case}},
             ],
         })
     tasks.append({"name": "emit", "tags": ["argspec_probe"], "ansible.builtin.debug": {"var": "argspec_results"}})
@@ -83,13 +120,14 @@ def _run(role):
         "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
         "ANSIBLE_NOCOLOR": "1",
     })
+    tags, check = RUNS[role]
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
         yaml.safe_dump(_play(role), fh)
         path = fh.name
     try:
         proc = subprocess.run(
             [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local",
-             "--check", "--tags", "argspec_probe", path],
+             "--tags", ",".join(tags), path] + (["--check"] if check else []),
             env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     finally:
         os.unlink(path)
@@ -111,24 +149,27 @@ def results():
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_argument_spec_validation(results, case):
+def test_invalid_variables_fail_naming_them(results, case):
     role, _variables, expect = CASES[case]
     res, _ran = results[role]
     msg = res[case]
     if expect is None:
         assert msg == "PASSED"
     else:
-        assert msg.startswith("Validation of arguments failed"), msg
-        for needle in expect:
+        stage, needles = expect
+        assert msg.startswith("Validation of arguments failed") == (stage == ARGSPEC), msg
+        for needle in needles:
             assert needle in msg, "%r not in %r" % (needle, msg)
 
 
 @pytest.mark.parametrize("role", ["base", "docker"])
-def test_probe_ran_no_role_task(results, role):
-    """Only validation and variable loading ran: the probe cannot have changed this machine."""
+def test_probe_ran_only_read_only_tasks(results, role):
+    """Only validation, variable loading and the preflight ran: the probe cannot have changed this machine."""
     _res, ran = results[role]
-    role_tasks = [n for n in ran if n.startswith("aistack.infra.%s : " % role)]
-    allowed = ("Validating arguments against arg spec", "Load the variables of this distribution")
+    prefix = "aistack.infra.%s : " % role
+    role_tasks = [n[len(prefix):] for n in ran if n.startswith(prefix)]
+    allowed = ("Validating arguments against arg spec", "Load the variables of this distribution", "Preflight | ")
     assert role_tasks, ran
-    assert all(any(a in n for a in allowed) for n in role_tasks), role_tasks
-    assert any("Validating arguments against arg spec" in n for n in role_tasks), role_tasks
+    assert all(n.startswith(allowed) for n in role_tasks), role_tasks
+    assert any(n.startswith("Validating arguments against arg spec") for n in role_tasks), role_tasks
+    assert any(n.startswith("Preflight | ") for n in role_tasks), role_tasks

@@ -1,0 +1,308 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pgvector role: invalid variables fail in preflight, naming the variable, before any change;
+and postgresql.conf / pg_hba.conf render as documented.
+
+Real ansible-playbook runs against localhost. The preflight probe includes the role once per case
+in a block whose rescue records the failure message, in check mode and limited to the
+`pgvector_preflight` tag: only argument validation and the preflight assertions can run, so
+nothing of the role touches this machine even if a case were wrongly accepted. The render test
+templates the role's own templates with its defaults and vars into a temporary directory.
+"""
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROLE = os.path.join(REPO, "roles", "pgvector")
+
+VALID = {
+    "pgvector_superuser_password": "a-good-password-123",
+    "pgvector_roles": [{"name": "app", "password": "another-good-pw-1"}, {"name": "viewer", "password": "viewer-pw-9876"}],
+    "pgvector_databases": [{"name": "rag", "owner": "app", "readers": ["viewer"]}],
+    "pgvector_tables": [{"database": "rag", "name": "documents", "indexes": [{"method": "hnsw", "opclass": "vector_cosine_ops"}]}],
+}
+
+
+def _with(**changes):
+    variables = dict(VALID)
+    variables.update(changes)
+    return variables
+
+
+def _without(name):
+    return {k: v for k, v in VALID.items() if k != name}
+
+
+# case id -> (variables, substrings the failure message must contain); None = must pass
+CASES = {
+    "valid": (VALID, None),
+    "superuser-password-missing": (_without("pgvector_superuser_password"),
+                                   ["missing required arguments: pgvector_superuser_password"]),
+    "superuser-password-empty": (_with(pgvector_superuser_password=""),
+                                 ["pgvector_superuser_password is missing or empty"]),
+    "superuser-password-blank": (_with(pgvector_superuser_password="   "),
+                                 ["pgvector_superuser_password is missing or empty"]),
+    "superuser-password-placeholder": (_with(pgvector_superuser_password="CHANGE_ME"),
+                                       ["pgvector_superuser_password is left at a placeholder"]),
+    "superuser-password-changeme-suffix": (_with(pgvector_superuser_password="changeme-later-2024"),
+                                           ["pgvector_superuser_password is left at a placeholder"]),
+    "superuser-password-short": (_with(pgvector_superuser_password="tiny-secret"),
+                                 ["pgvector_superuser_password is shorter than 12 characters"]),
+    "role-password-placeholder": (_with(pgvector_roles=[{"name": "app", "password": "Password"},
+                                                        {"name": "viewer", "password": "viewer-pw-9876"}]),
+                                  ["pgvector_roles[0].password (role app) is left at a placeholder"]),
+    "role-password-missing": (_with(pgvector_roles=[{"name": "app"}]),
+                              ["missing required arguments: password", "pgvector_roles"]),
+    "fixed-setting": (_with(pgvector_settings={"listen_addresses": "*", "work_mem": "8MB"}),
+                      ["pgvector_settings may not set listen_addresses"]),
+    "maintenance-work-mem": (_with(pgvector_settings={"maintenance_work_mem": "2 gigs"}),
+                             ["pgvector_settings.maintenance_work_mem must be", "not 2 gigs"]),
+    "bind-hostname": (_with(pgvector_bind_address="localhost"),
+                      ["pgvector_bind_address must be an IPv4 address, not localhost"]),
+    "port-range": (_with(pgvector_port=70000), ["pgvector_port must be 1-65535, not 70000"]),
+    "hba-network": (_with(pgvector_hba_allowed_networks=["10.1.2.0/24", "10.0.0.0"]),
+                    ["pgvector_hba_allowed_networks must hold CIDRs, not 10.0.0.0"]),
+    "data-path-relative": (_with(pgvector_data_path="data/pg"),
+                           ["pgvector_data_path must be empty or an absolute path"]),
+    "owner-unknown": (_with(pgvector_databases=[{"name": "rag", "owner": "nobody"}]),
+                      ["pgvector_databases rag: owner nobody is not in pgvector_roles"]),
+    "reader-unknown": (_with(pgvector_databases=[{"name": "rag", "owner": "app", "readers": ["ghost"]}]),
+                       ["pgvector_databases rag: reader ghost is not in pgvector_roles"]),
+    "database-name": (_with(pgvector_databases=[{"name": "postgres"}], pgvector_tables=[]),
+                      ["pgvector_databases name postgres must be a lower-case identifier"]),
+    "table-database-unmanaged": (_with(pgvector_tables=[{"database": "other", "name": "documents"}]),
+                                 ["pgvector_tables other.documents: database must be one of pgvector_databases (rag)"]),
+    "table-dimensions": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "dimensions": 20000}]),
+                         ["pgvector_tables rag.documents: dimensions must be 1-16000"]),
+    "index-method": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [{"method": "diskann"}]}]),
+                     ["value of method must be one of: hnsw, ivfflat, got: diskann"]),
+    "index-unknown-option": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [{"metod": "hnsw"}]}]),
+                             ["metod"]),
+    "image-pull-choice": (_with(pgvector_image_pull="sometimes"),
+                          ["pgvector_image_pull", "missing, always, never"]),
+    "backup-database-unmanaged": (_with(pgvector_backup_databases=["other"]),
+                                  ["pgvector_backup_databases: other is not in pgvector_databases"]),
+}
+
+
+def _env():
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    return env
+
+
+def _playbook(play, *args):
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
+        yaml.safe_dump(play, fh)
+        path = fh.name
+    try:
+        proc = subprocess.run(
+            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+            + list(args) + [path],
+            env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO)
+    finally:
+        os.unlink(path)
+    return proc
+
+
+def _probe_play():
+    tasks = []
+    tag = ["pgvector_preflight"]
+    for case, (variables, _expect) in CASES.items():
+        tasks.append({
+            "name": case,
+            "block": [
+                {"name": "include " + case, "ansible.builtin.include_role": {"name": "aistack.infra.pgvector"},
+                 "vars": variables, "tags": tag},
+                {"name": "record pass " + case, "tags": tag, "ansible.builtin.set_fact": {
+                    "probe_results": "{{ probe_results | combine({'%s': 'PASSED'}) }}" % case}},
+            ],
+            "rescue": [
+                {"name": "record failure " + case, "tags": tag, "ansible.builtin.set_fact": {
+                    "probe_results": "{{ probe_results | combine({'%s': ansible_failed_result.msg"
+                                     " | default('failed without msg')}) }}" % case}},
+            ],
+        })
+    tasks.append({"name": "emit", "tags": tag, "ansible.builtin.debug": {"var": "probe_results"}})
+    return [{"hosts": "localhost", "gather_facts": False, "vars": {"probe_results": {}}, "tasks": tasks}]
+
+
+@pytest.fixture(scope="module")
+def probe():
+    proc = _playbook(_probe_play(), "--check", "--tags", "pgvector_preflight")
+    out = json.loads(proc.stdout)
+    tasks = out["plays"][0]["tasks"]
+    emitted = [t for t in tasks if t["task"]["name"] == "emit"]
+    assert emitted, "the probe play did not finish (rc=%s): %s" % (proc.returncode, proc.stderr[-2000:])
+    return emitted[0]["hosts"]["localhost"]["probe_results"], [t["task"]["name"] for t in tasks], proc.stdout
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_variables_fail_naming_the_variable(probe, case):
+    results, _ran, _raw = probe
+    _variables, expect = CASES[case]
+    msg = results[case]
+    if expect is None:
+        assert msg == "PASSED"
+    else:
+        assert msg != "PASSED", "the role accepted case %s" % case
+        for needle in expect:
+            assert needle in msg, "%r not in %r" % (needle, msg)
+
+
+def test_probe_ran_only_validation_and_preflight(probe):
+    """Nothing past preflight ran, so a failing case cannot have changed anything."""
+    _results, ran, _raw = probe
+    role_tasks = [n for n in ran if n.startswith("aistack.infra.pgvector : ")]
+    assert role_tasks
+    preflight = {"Validating arguments against arg spec", "Gather the hardware facts", "Load the variables",
+                 "Judge the passwords", "Assert that every password", "Collect invalid variables",
+                 "Assert that the variables are valid"}
+    assert all(any(p in n for p in preflight) for n in role_tasks), sorted(set(role_tasks))
+
+
+def test_passwords_never_printed(probe):
+    _results, _ran, raw = probe
+    for secret in ("a-good-password-123", "another-good-pw-1", "viewer-pw-9876", "tiny-secret", "changeme-later-2024"):
+        assert secret not in raw
+
+
+# --- Rendering -----------------------------------------------------------------------------------
+
+def _render(extra):
+    out = tempfile.mkdtemp(prefix="pgvector-render-")
+    play = [{
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
+        "tasks": [
+            {"name": "render " + name, "ansible.builtin.template": {
+                "src": os.path.join(ROLE, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": "0644"}}
+            for name in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "aistack-pgvector-backup.sh",
+                         "aistack-pgvector-restore.sh", "aistack-pgvector-backup.timer")
+        ] + [{"name": "computed", "ansible.builtin.copy": {
+            "dest": os.path.join(out, "computed.json"), "mode": "0644",
+            "content": "{{ {'shm_mb': _pgvector_shm_mb | int, 'login_host': _pgvector_login_host,"
+                       " 'extensions': _pgvector_database_extensions} | to_json }}"}}],
+    }]
+    variables = dict(VALID)
+    variables.update(extra)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(variables, fh)
+        vars_path = fh.name
+    try:
+        proc = _playbook(play, "-e", "@" + vars_path)
+    finally:
+        os.unlink(vars_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    files = {}
+    for name in os.listdir(out):
+        with open(os.path.join(out, name), encoding="utf-8") as fh:
+            files[name] = fh.read()
+        os.unlink(os.path.join(out, name))
+    os.rmdir(out)
+    return files
+
+
+def _settings(conf):
+    settings = {}
+    for line in conf.splitlines():
+        m = re.match(r"^([a-z_.]+) = (.*)$", line)
+        if m:
+            settings[m.group(1)] = m.group(2)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return _render({
+        "pgvector_memory_mb": 16384,
+        "pgvector_cpus": 8,
+        "pgvector_settings": {"work_mem": "64MB", "hnsw.ef_search": 100, "jit": False, "application_name": "it's"},
+        "pgvector_bind_address": "10.20.30.40",
+        "pgvector_hba_allowed_networks": ["10.20.0.0/16"],
+        "pgvector_databases": [{"name": "rag", "owner": "app", "extensions": ["pg_trgm", "vector"]}],
+    })
+
+
+def test_tuning_computed_from_memory_and_cpus(rendered):
+    s = _settings(rendered["postgresql.conf"])
+    assert s["shared_buffers"] == "'4096MB'"
+    assert s["effective_cache_size"] == "'12288MB'"
+    assert s["maintenance_work_mem"] == "'2048MB'"
+    assert s["autovacuum_work_mem"] == "'512MB'"
+    assert s["max_connections"] == "200"
+    assert s["max_parallel_maintenance_workers"] == "4"
+    assert s["max_parallel_workers"] == "8"
+    assert s["max_worker_processes"] == "8"
+
+
+def test_overrides_merged_and_quoted(rendered):
+    s = _settings(rendered["postgresql.conf"])
+    assert s["work_mem"] == "'64MB'"
+    assert s["hnsw.ef_search"] == "100"
+    assert s["jit"] == "off"
+    assert s["application_name"] == "'it''s'"
+
+
+def test_role_owned_settings(rendered):
+    s = _settings(rendered["postgresql.conf"])
+    assert s["listen_addresses"] == "'*'"
+    assert s["port"] == "5432"
+    assert s["hba_file"] == "'/etc/postgresql/pg_hba.conf'"
+    assert s["ident_file"] == "'/etc/postgresql/pg_ident.conf'"
+    assert s["password_encryption"] == "'scram-sha-256'"
+    assert rendered["postgresql.conf"].startswith("#\n# Ansible managed")
+
+
+def test_pg_hba_is_scram_only(rendered):
+    rules = [line.split() for line in rendered["pg_hba.conf"].splitlines() if line and not line.startswith("#")]
+    assert ["local", "all", "all", "peer", "map=aistack"] in rules
+    hosts = [r for r in rules if r[0] == "host"]
+    assert {r[3] for r in hosts} == {"127.0.0.1/32", "172.30.42.0/24", "10.20.30.40/32", "10.20.0.0/16"}
+    assert {r[4] for r in hosts} == {"scram-sha-256"}
+    assert "trust" not in rendered["pg_hba.conf"].replace("no trust anywhere", "")
+    assert "aistack    postgres         postgres" in rendered["pg_ident.conf"]
+
+
+def test_shm_and_extensions(rendered):
+    computed = json.loads(rendered["computed.json"])
+    assert computed["shm_mb"] == int(2048 * 1.25 + 256)
+    assert computed["login_host"] == "10.20.30.40"
+    assert computed["extensions"] == [{"database": "rag", "extension": "vector"},
+                                      {"database": "rag", "extension": "pg_trgm"}]
+
+
+def test_backup_scripts(rendered):
+    backup = rendered["aistack-pgvector-backup.sh"]
+    assert "databases=(rag)" in backup
+    assert "pg_dump -h /var/run/postgresql -U \"$superuser\" -Fc" in backup
+    assert "keep_days=7" in backup
+    restore = rendered["aistack-pgvector-restore.sh"]
+    assert "--clean --if-exists --single-transaction --exit-on-error" in restore
+    for name in ("aistack-pgvector-backup.sh", "aistack-pgvector-restore.sh"):
+        proc = subprocess.run(["bash", "-n"], input=rendered[name], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert "OnCalendar=*-*-* 02:30:00" in rendered["aistack-pgvector-backup.timer"]
+
+
+def test_memory_override_units_size_shm():
+    computed = json.loads(_render({"pgvector_memory_mb": 4096, "pgvector_cpus": 2,
+                                   "pgvector_settings": {"maintenance_work_mem": "1GB"}})["computed.json"])
+    assert computed["shm_mb"] == int(1024 * 1.25 + 256)
+    computed = json.loads(_render({"pgvector_memory_mb": 4096, "pgvector_cpus": 2,
+                                   "pgvector_settings": {"maintenance_work_mem": 262144}})["computed.json"])
+    assert computed["shm_mb"] == int(256 * 1.25 + 256)
