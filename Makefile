@@ -9,7 +9,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export ANSIBLE_FORCE_COLOR := 0
 # Molecule scenarios run by `make test`, in order (fast and foundational first).
-MOLECULE_SCENARIOS ?= base docker
+MOLECULE_SCENARIOS ?= base docker nginx
 export MOLECULE_SCENARIOS PYTEST_ARGS
 
 
