@@ -8,16 +8,19 @@ mkdir -p build
 ansible-galaxy collection build --force --output-path build . >/dev/null
 tarball=$(ls -t build/aistack-infra-*.tar.gz | head -n 1)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ansible-galaxy collection install --offline --no-deps -p "$tmp" "$tarball" >/dev/null
+# Only the installed copy may be visible from here on (not the checkout's .collections link).
+unset ANSIBLE_CONFIG
 export ANSIBLE_COLLECTIONS_PATH="$tmp" ANSIBLE_ROLES_PATH="$tmp"
+(cd "$tmp" && ansible-galaxy collection install --offline --no-deps --force -p "$tmp" "$repo/$tarball" >/dev/null) \
+  || { echo "build: install of $tarball failed" >&2; exit 1; }
 # Leftovers of the checkout must not be in the tarball.
 if tar -tzf "$tarball" | grep -E '^(\.venv|\.collections|lab/state|build)/' >/dev/null; then
   echo "build: the tarball contains checkout-only paths" >&2; exit 1
 fi
 cd "$tmp"
-ANSIBLE_CONFIG=/dev/null ansible-playbook aistack.infra.site -i "$repo/inventories/prod/hosts.yml" --syntax-check >/dev/null
+ansible-playbook aistack.infra.site -i "$repo/inventories/prod/hosts.yml" --syntax-check >/dev/null
 for m in "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py; do
   [ -e "$m" ] || continue
-  ANSIBLE_CONFIG=/dev/null ansible-doc -t module "aistack.infra.$(basename "$m" .py)" >/dev/null
+  ansible-doc -t module "aistack.infra.$(basename "$m" .py)" >/dev/null
 done
 echo "build: $(basename "$tarball") installs; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"
