@@ -70,14 +70,14 @@ push_list() {
   return 0
 }
 
-main() {
-  local only=${1:-all} d
+main() { # main [NAME...]: the named image folders (default: all of them); base always
+  local d want=" $* "
   build_base
   for d in "$LAB_DIR"/images/*/; do
     d=$(basename "$d")
     [ "$d" = base ] && continue
     [ -f "$LAB_DIR/images/$d/image.env" ] || continue
-    if [ "$only" = all ] || [ "$only" = "$d" ]; then build_dir "$d"; fi
+    if [ $# -eq 0 ] || [[ "$want" == *" $d "* ]]; then build_dir "$d"; fi
   done
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The offline lab, end to end.
-#   lab.sh prepare   engine + images + network + registry (what molecule needs)
+#   lab.sh prepare [IMAGE...]   engine + images (all, or the named lab/images folders) + network + registry
 #   lab.sh up        prepare, start the lab hosts, converge site.yml, print the health table
 #   lab.sh down      remove every container, volume, network, image and state file the lab made
 source "$(dirname "$0")/../lib.sh"
@@ -8,9 +8,9 @@ cd "$REPO_DIR"
 INV=inventories/lab/hosts.yml
 timed() { local s; s=$(date +%s); "$@"; log "$(basename "$1") done in $(( $(date +%s) - s )) s"; }
 
-prepare() {
+prepare() { # prepare [IMAGE...]: only those lab/images folders (default: all)
   timed "$LAB_DIR/bin/engine.sh"
-  timed "$LAB_DIR/bin/images.sh"
+  timed "$LAB_DIR/bin/images.sh" "$@"
   timed "$LAB_DIR/bin/registry.sh"
 }
 
@@ -45,7 +45,7 @@ down() {
 }
 
 case "${1:-up}" in
-  prepare) prepare ;;
+  prepare) shift; prepare "$@" ;;
   up) up ;;
   down) down ;;
   *) die lab "usage: lab.sh prepare|up|down" ;;

@@ -19,7 +19,7 @@ docker start "$name" >/dev/null
 for _ in $(seq 1 30); do curl -fsS "http://$LAB_REGISTRY_PUSH/v2/" >/dev/null 2>&1 && break; sleep 1; done
 curl -fsS "http://$LAB_REGISTRY_PUSH/v2/" >/dev/null || die registry "registry not answering on $LAB_REGISTRY_PUSH"
 "$LAB_DIR/bin/images.sh" push-list | while read -r image upstream; do
-  id=$(docker image inspect -f '{{.Id}}' "$image")
+  id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) || continue  # not built in this run
   marker="$STATE_DIR/pushed-$(echo "$upstream" | tr '/:' '__')"
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$id" ] \
      && curl -fsS -o /dev/null "http://$LAB_REGISTRY_PUSH/v2/${upstream%:*}/manifests/${upstream##*:}"; then
