@@ -19,7 +19,7 @@ up() {
     ip=$(hostvar "$h" .lab_container_ip)
     ports=$(hostvar "$h" '.lab_forward_ports | join(" ")')
     args=(); for spec in $ports; do args+=(-p "127.0.0.1:$spec"); done
-    want="$(docker image inspect -f '{{.Id}}' "$LAB_HOST_IMAGE") $ip $ports"
+    want="$(docker image inspect -f '{{.Id}}' "$LAB_HOST_IMAGE") $ip $ports caps:SYS_ADMIN,NET_ADMIN,SYS_PTRACE"
     if [ "$(docker inspect -f "{{ index .Config.Labels \"$LAB_LABEL.spec\" }}" "$name" 2>/dev/null)" != "$want" ]; then
       docker rm -f "$name" >/dev/null 2>&1 || true
       log "starting lab host $h ($ip; forwards ${ports:-nothing})"
@@ -27,7 +27,7 @@ up() {
       # the inner Docker engine can use overlay2 instead of vfs.
       docker run -d --name "$name" --hostname "$h" --label "$LAB_LABEL=1" --label "$LAB_LABEL.spec=$want" \
         --network "$LAB_NET" --ip "$ip" "${args[@]}" \
-        --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+        --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
         --tmpfs /run --tmpfs /run/lock -v /sys/fs/cgroup:/sys/fs/cgroup:rw --cgroupns host \
         -v "$name-docker:/var/lib/docker" \
         "$LAB_HOST_IMAGE" >/dev/null || die "lab host $h" "docker run failed (ports taken? $ports)"

@@ -17,7 +17,9 @@ prepare() { # prepare [IMAGE...]: only those lab/images folders (default: all)
 up() {
   local start recap changed
   start=$(date +%s)
-  prepare
+  # The lab images the site play needs: lab_images in the lab inventory.
+  # shellcheck disable=SC2046
+  prepare $(ansible-inventory -i "$INV" --list | jq -r '[._meta.hostvars[] | .lab_images // empty] | flatten | unique | join(" ")')
   timed "$LAB_DIR/bin/hosts.sh" up
   log "ansible-playbook site.yml -i $INV"
   ansible-playbook site.yml -i "$INV" | tee "$STATE_DIR/site.log" || die "site play" "ansible-playbook site.yml failed (log: $STATE_DIR/site.log)"

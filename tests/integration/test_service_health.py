@@ -318,9 +318,12 @@ def test_postgres_probe_against_real_server(pg_server):  # noqa: F811
     conn = pg_connect(pg_server)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = 'health_probe'")
-            if cur.fetchone() is None:
-                cur.execute('CREATE DATABASE health_probe')
+            # The server is shared with other test modules: use databases of this test's own
+            # (health_noext never gets the extension, whatever other tests do elsewhere).
+            for name in ('health_probe', 'health_noext'):
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    cur.execute('CREATE DATABASE %s' % name)
     finally:
         conn.close()
     conn = pg_connect(dict(pg_server, db='health_probe'))
@@ -333,7 +336,7 @@ def test_postgres_probe_against_real_server(pg_server):  # noqa: F811
               'user': pg_server['login_user'], 'ssl_mode': 'disable'}
     result = run_module('service_health', {'fail_on_error': False, 'probes': [
         dict(common, name='pg', password=pg_server['login_password'], db='health_probe', extension='vector'),
-        dict(common, name='pg-noext', password=pg_server['login_password'], db=pg_server['db'], extension='vector'),
+        dict(common, name='pg-noext', password=pg_server['login_password'], db='health_noext', extension='vector'),
         dict(common, name='pg-badpass', password='wrong-pass-9', db=pg_server['db']),
         dict(common, name='pg-nodb', password=pg_server['login_password'], db='does_not_exist'),
     ]})
@@ -342,7 +345,7 @@ def test_postgres_probe_against_real_server(pg_server):  # noqa: F811
     assert probes['pg']['detail']['server_version'].startswith('18')
     assert probes['pg']['detail']['extension_version'].startswith('0.')
     assert probes['pg-noext']['error'].startswith("extension 'vector' is not installed in database '%s' (available "
-                                                  "(version 0." % pg_server['db'])
+                                                  "(version 0." % 'health_noext')
     assert 'password authentication failed for user "%s"' % pg_server['login_user'] in probes['pg-badpass']['error']
     assert 'database "does_not_exist" does not exist' in probes['pg-nodb']['error']
     text = json.dumps(result)
