@@ -1,0 +1,152 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The aistack demo AI service: the small FastAPI app the bluegreen role deploys.
+
+Endpoints
+  GET  /health   200 {"status": "ok"} when healthy; 500 in the image's "broken" variant
+                 (a marker file baked at build time), so a deploy of it must roll back.
+  GET  /version  the version baked into the image ({"version": "1.1.0", ...}).
+  GET  /search?q=TEXT&k=5, POST /search {"query": TEXT | "embedding": [...], "k": 5}
+                 nearest documents from a pgvector table when DATABASE_URL is set;
+                 otherwise 503 "no vector store configured".
+
+Settings (environment)
+  DATABASE_URL       libpq URL of a PostgreSQL database with the vector extension.
+  SEARCH_TABLE       table with columns id, content, embedding vector(N) (default documents).
+  BLUEGREEN_SLOT     the blue-green slot the container runs in, echoed by /version.
+  DEMO_HEALTH_FAIL   "1" makes /health fail (any version), for failure drills.
+"""
+import hashlib
+import math
+import os
+import re
+import threading
+import time
+from typing import List, Optional
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+HOME = os.environ.get("DEMO_HOME", "/opt/demo-ai-service")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def _read(name, default):
+    try:
+        with open(os.path.join(HOME, name), encoding="utf-8") as fh:
+            return fh.read().strip() or default
+    except OSError:
+        return default
+
+
+VERSION = _read("VERSION", os.environ.get("DEMO_VERSION", "0.0.0-dev"))
+BROKEN = os.path.exists(os.path.join(HOME, "BROKEN")) or os.environ.get("DEMO_HEALTH_FAIL") == "1"
+STARTED = time.time()
+
+app = FastAPI(title="aistack demo AI service", version=VERSION)
+
+
+def embed(text, dim):
+    """A deterministic hashing embedder (bag of hashed tokens, L2-normalised): no model needed."""
+    vec = [0.0] * dim
+    for token in _TOKEN.findall(text.lower()):
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        index = int.from_bytes(digest[:4], "big") % dim
+        vec[index] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+class VectorStore:
+    """pgvector access with one connection per request (the demo favours simplicity)."""
+
+    def __init__(self, url, table):
+        if not _IDENT.match(table):
+            raise ValueError("SEARCH_TABLE %r is not a plain [schema.]table name" % table)
+        self.url = url
+        self.table = table
+        self._dim = None
+        self._lock = threading.Lock()
+
+    def _connect(self):
+        import psycopg2  # imported here: the service runs without a database
+        return psycopg2.connect(self.url, connect_timeout=5)
+
+    def dimensions(self, cur):
+        with self._lock:
+            if self._dim is None:
+                cur.execute(
+                    "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = %s::regclass "
+                    "AND a.attname = 'embedding' AND NOT a.attisdropped", (self.table,))
+                row = cur.fetchone()
+                if not row or row[0] is None or row[0] < 1:
+                    raise LookupError("table %s has no embedding vector(N) column" % self.table)
+                self._dim = int(row[0])
+            return self._dim
+
+    def search(self, query, embedding, k):
+        conn = self._connect()
+        try:
+            with conn.cursor() as cur:
+                dim = self.dimensions(cur)
+                if embedding is None:
+                    embedding = embed(query, dim)
+                if len(embedding) != dim:
+                    raise ValueError("embedding has %d dimensions, the table expects %d" % (len(embedding), dim))
+                literal = "[" + ",".join(repr(float(v)) for v in embedding) + "]"
+                cur.execute(
+                    "SELECT id, content, embedding <=> %%s::vector AS distance FROM %s "
+                    "ORDER BY distance LIMIT %%s" % self.table, (literal, k))
+                return dim, [{"id": r[0], "content": r[1], "distance": float(r[2])} for r in cur.fetchall()]
+        finally:
+            conn.close()
+
+
+_STORE = None
+if os.environ.get("DATABASE_URL"):
+    _STORE = VectorStore(os.environ["DATABASE_URL"], os.environ.get("SEARCH_TABLE", "documents"))
+
+
+class SearchRequest(BaseModel):
+    query: Optional[str] = Field(default=None, description="text, embedded with the demo's hashing embedder")
+    embedding: Optional[List[float]] = Field(default=None, description="a query vector instead of text")
+    k: int = Field(default=5, ge=1, le=100)
+
+
+@app.get("/health")
+def health():
+    if BROKEN:
+        return JSONResponse(status_code=500, content={"status": "unhealthy", "version": VERSION,
+                                                      "reason": "this build is marked broken"})
+    return {"status": "ok", "version": VERSION, "uptime_s": round(time.time() - STARTED, 1)}
+
+
+@app.get("/version")
+def version():
+    return {"service": "demo-ai-service", "version": VERSION, "slot": os.environ.get("BLUEGREEN_SLOT", "")}
+
+
+def _search(query, embedding, k):
+    if _STORE is None:
+        raise HTTPException(status_code=503, detail="no vector store configured: set DATABASE_URL to a "
+                                                    "PostgreSQL database with the pgvector extension")
+    if (query is None) == (embedding is None):
+        raise HTTPException(status_code=422, detail="give exactly one of 'query' (text) or 'embedding' (numbers)")
+    try:
+        dim, hits = _STORE.search(query, embedding, k)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc))
+    except Exception as exc:  # database unreachable, table missing...: the store is unavailable
+        raise HTTPException(status_code=503, detail="vector store unavailable: %s" % str(exc).strip())
+    return {"version": VERSION, "table": _STORE.table, "dimensions": dim, "k": k, "results": hits}
+
+
+@app.get("/search")
+def search_get(q: str = Query(..., min_length=1), k: int = Query(5, ge=1, le=100)):
+    return _search(q, None, k)
+
+
+@app.post("/search")
+def search_post(req: SearchRequest):
+    return _search(req.query, req.embedding, req.k)
