@@ -8,15 +8,19 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export ANSIBLE_FORCE_COLOR := 0
-# Molecule scenarios run by `make test`, in order (fast and foundational first).
-MOLECULE_SCENARIOS ?= base docker nginx
+# Molecule scenarios run by `make test`, MOLECULE_JOBS at a time (tools/molecule.sh), the
+# longest first so that the two queues end together.
+MOLECULE_SCENARIOS ?= docker bluegreen pgvector milvus base nginx
+MOLECULE_JOBS ?= 2
+export MOLECULE_JOBS
 export MOLECULE_SCENARIOS PYTEST_ARGS
 
 
-.PHONY: help deps lab lab-down test lint yamllint ansible-lint sanity specs unit integration molecule bench build clean
+.PHONY: help deps lab lab-down lab-client test lint yamllint ansible-lint sanity specs unit integration molecule bench build clean
 
 help:
 	@echo "make lab       - deploy the all-in-one stack into a local lab host and print its health table"
+	@echo "make lab-client - the README's client: insert and search in pgvector and Milvus of the lab"
 	@echo "make lab-down  - remove every lab container, network, volume and image it made"
 	@echo "make test      - lint, sanity, unit, integration and molecule tests (installs what it needs)"
 	@echo "make bench     - benchmarks (on demand, see bench/README.md)"
@@ -39,6 +43,12 @@ lab: deps
 
 lab-down:
 	lab/bin/lab.sh down
+
+# The README's lab client (the python block between the lab-client markers), run as written.
+lab-client: deps
+	mkdir -p build
+	sed -n '/<!-- lab-client:start -->/,/<!-- lab-client:end -->/p' README.md | sed '1,2d;$$d' | sed '$$d' > build/lab_client.py
+	python build/lab_client.py
 
 test: deps
 	tools/test.sh

@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Run molecule scenarios in order; the lab engine, images and registry are prepared first.
+# Run molecule scenarios (`molecule test -s <scenario>`); the lab engine, images and registry are
+# prepared first.
+#   tools/molecule.sh [--prepare-only] SCENARIO...
+# MOLECULE_JOBS (default 2) scenarios run at the same time, started in the order given (list the
+# long ones first). Most of a scenario's time is spent waiting (apt, image pulls, services
+# starting, health checks), so two at a time shorten the stage on a 2-core machine. With more
+# than one job, each scenario's output goes to build/molecule/<scenario>.log and is printed
+# when it ends; MOLECULE_JOBS=1 streams it. Every scenario runs; the exit status is non-zero
+# when any failed, and the summary names them.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+# --prepare-only: build and push the scenarios' lab images, run nothing (bench/run.sh).
+prepare_only=0
+if [ "${1:-}" = "--prepare-only" ]; then prepare_only=1; shift; fi
+[ $# -gt 0 ] || { echo "usage: tools/molecule.sh [--prepare-only] SCENARIO..." >&2; exit 2; }
+for s in "$@"; do
+  [ -f "molecule/$s/molecule.yml" ] || { echo "no molecule scenario '$s' (molecule/$s/molecule.yml)" >&2; exit 2; }
+done
 # Build only the lab images the scenarios need: the host and registry images, plus the
 # folders a scenario lists in molecule/<scenario>/lab-images (one name per line).
 images="host registry"
@@ -11,12 +26,58 @@ for s in "$@"; do
 done
 # shellcheck disable=SC2086
 "$repo/lab/bin/lab.sh" prepare $images
-for s in "$@"; do
-  echo "=== molecule test -s $s"
+[ "$prepare_only" = 1 ] && exit 0
+
+jobs=${MOLECULE_JOBS:-2}
+logdir="$repo/build/molecule"
+mkdir -p "$logdir"
+
+run_one() { # run_one SCENARIO: the whole molecule test of one scenario, timed
+  local s=$1 start rc=0
   start=$(date +%s)
-  # The instance's /var/lib/docker volume must start empty and not outlive the scenario.
+  # The instance's /var/lib/docker volume must start empty and not outlive the scenario (an
+  # aborted run may have left the instance, which would keep its volume in use).
+  docker rm -f "aistack-mol-$s" >/dev/null 2>&1 || true
   docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
-  molecule test -s "$s"
+  molecule test -s "$s" || rc=$?
   docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
-  echo "=== molecule $s: $(( $(date +%s) - start )) s"
-done
+  echo "$(( $(date +%s) - start ))" >"$logdir/$s.time"
+  return "$rc"
+}
+
+failed=()
+if [ "$jobs" -le 1 ]; then
+  for s in "$@"; do
+    echo "=== molecule test -s $s"
+    if run_one "$s"; then echo "=== molecule $s: ok in $(cat "$logdir/$s.time") s"
+    else echo "=== molecule $s: FAILED after $(cat "$logdir/$s.time") s"; failed+=("$s"); fi
+  done
+else
+  declare -A pids=()
+  finish() { # finish PID RC: print the scenario's log and result
+    local pid=$1 rc=$2 s=${pids[$1]}
+    unset "pids[$pid]"
+    echo "=== molecule test -s $s (log: build/molecule/$s.log)"
+    cat "$logdir/$s.log"
+    if [ "$rc" -eq 0 ]; then echo "=== molecule $s: ok in $(cat "$logdir/$s.time") s"
+    else echo "=== molecule $s: FAILED after $(cat "$logdir/$s.time") s"; failed+=("$s"); fi
+  }
+  for s in "$@"; do
+    while [ "${#pids[@]}" -ge "$jobs" ]; do
+      rc=0; wait -n -p done_pid "${!pids[@]}" || rc=$?
+      finish "$done_pid" "$rc"
+    done
+    echo "=== molecule $s: started ($(date +%H:%M:%S))"
+    run_one "$s" >"$logdir/$s.log" 2>&1 &
+    pids[$!]=$s
+  done
+  while [ "${#pids[@]}" -gt 0 ]; do
+    rc=0; wait -n -p done_pid "${!pids[@]}" || rc=$?
+    finish "$done_pid" "$rc"
+  done
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "=== molecule: failed: ${failed[*]}"
+  exit 1
+fi
+echo "=== molecule: all ok: $*"

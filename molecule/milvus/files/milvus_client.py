@@ -6,7 +6,8 @@
   search  load state, index, row count, the nearest neighbours of row 137 in the whole collection
           and in partition tenant_a only (which does not hold row 137), with the exact answers of a
           brute-force L2 search for comparison
-Prints one JSON object. Connection from MILVUS_URI and MILVUS_TOKEN; collection from MILVUS_COLLECTION.
+Prints one JSON object. Connection from MILVUS_URI and MILVUS_TOKEN (MILVUS_TIMEOUT seconds per call);
+collection from MILVUS_COLLECTION.
 """
 import json
 import logging
@@ -20,6 +21,9 @@ URI = os.environ.get('MILVUS_URI', 'http://127.0.0.1:19530')
 TOKEN = os.environ.get('MILVUS_TOKEN', '')
 COLLECTION = os.environ.get('MILVUS_COLLECTION', 'documents')
 DIM = int(os.environ.get('MILVUS_DIM', '16'))
+# Per call. After a restart, Strong reads wait until Milvus has caught up with its message stream
+# (30-60 s on two cores, longer while other tests share the machine).
+TIMEOUT = float(os.environ.get('MILVUS_TIMEOUT', '180'))
 ROWS = 200
 
 
@@ -36,7 +40,7 @@ def brute_force(query_id, ids, k):
 
 
 def client(token=TOKEN):
-    return MilvusClient(uri=URI, token=token, timeout=30) if token else MilvusClient(uri=URI, timeout=30)
+    return MilvusClient(uri=URI, token=token, timeout=TIMEOUT) if token else MilvusClient(uri=URI, timeout=TIMEOUT)
 
 
 def auth():

@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Wait until the new slot is healthy, then switch nginx to it (aistack.infra.bluegreen).
+"""Wait until the new slot is healthy, switch nginx to it and verify it (aistack.infra.bluegreen).
 
 1. Probes --url every --interval seconds until it answered 200 --successes times in a row (any
    other answer resets the count); gives up after --timeout seconds.
 2. Moves the staged upstream file (--staged, already rendered and tested by the role) over the
    live one (--live) with an atomic rename, runs `nginx -t`, and reloads nginx
-   (`systemctl reload --service`). If the test or the reload fails, the previous file is put
-   back (and nginx reloaded again when the reload had been attempted).
+   (`systemctl reload --service`).
+3. Sends --verify-requests requests through nginx (--verify-url): each must answer 200 with JSON
+   whose --verify-key is --verify-version. Right after the reload an old worker may still take a
+   connection, so each request is retried (--verify-timeout seconds in all) until it does.
 
-Doing both in one process makes the time from "healthy" to "switched" independent of the
-controller's per-task latency. Prints one JSON line: healthy_at and switched_at (epoch seconds,
-this host's clock) and the number of probes; exits 1 with a sentence on failure. Standard
+If step 2 or 3 fails, the previous upstream file is put back and nginx reloaded onto it at once
+(the role's rescue then stops the new slot). Doing all of it in one process on the host keeps the
+controller's per-task latency out of the time from "healthy" to "switched" and out of the time a
+bad switch stays live. Prints one JSON line (healthy_at, switched_at, verified_at: epoch seconds on
+this host's clock; probes; verify answers); on failure prints one sentence and exits 1. Standard
 library only: it runs with the host's python3.
 """
 import argparse
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -24,14 +29,16 @@ import urllib.error
 import urllib.request
 
 
-def probe(url, timeout):
+def fetch(url, timeout, headers=None, context=None):
+    """Returns (status, body bytes, short description)."""
+    req = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, "HTTP %d" % resp.status
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+            return resp.status, resp.read(65536), "HTTP %d" % resp.status
     except urllib.error.HTTPError as exc:
-        return exc.code, "HTTP %d" % exc.code
+        return exc.code, b"", "HTTP %d" % exc.code
     except (urllib.error.URLError, OSError) as exc:
-        return 0, str(getattr(exc, "reason", exc))
+        return 0, b"", str(getattr(exc, "reason", exc))
 
 
 def wait_healthy(args):
@@ -39,7 +46,7 @@ def wait_healthy(args):
     streak = probes = 0
     while True:
         probes += 1
-        status, last = probe(args.url, min(5.0, max(1.0, args.interval)))
+        status, _body, last = fetch(args.url, min(5.0, max(1.0, args.interval)))
         streak = streak + 1 if status == 200 else 0
         if streak >= args.successes:
             return probes, None
@@ -54,33 +61,76 @@ def run(argv):
     return proc.returncode, " ".join(proc.stdout.split())[-400:]
 
 
-def switch(args):
-    """Returns None on success, else a sentence; the live file is back as it was on failure."""
-    with open(args.live, "rb") as fh:
-        previous = fh.read()
-    os.replace(args.staged, args.live)
+class Upstream:
+    """The live upstream file, with the content it had before the switch for a way back."""
 
-    def restore():
-        tmp = args.live + ".restore"
+    def __init__(self, args):
+        self.args = args
+        with open(args.live, "rb") as fh:
+            self.previous = fh.read()
+
+    def switch(self):
+        """Returns None on success, else a sentence; the live file is back as it was on failure."""
+        os.replace(self.args.staged, self.args.live)
+        rc, out = run([self.args.nginx, "-t", "-q"])
+        if rc != 0:
+            self.restore(reload=False)
+            return "nginx -t failed with the new upstream (previous file restored): %s" % out
+        rc, out = run(["systemctl", "reload", self.args.service])
+        if rc != 0:
+            self.restore()
+            return "systemctl reload %s failed (previous file restored): %s" % (self.args.service, out)
+        return None
+
+    def restore(self, reload=True):
+        tmp = self.args.live + ".restore"
         with open(tmp, "wb") as fh:
-            fh.write(previous)
-        os.replace(tmp, args.live)
+            fh.write(self.previous)
+        os.replace(tmp, self.args.live)
+        if reload:
+            run(["systemctl", "reload", self.args.service])
 
-    rc, out = run([args.nginx, "-t", "-q"])
-    if rc != 0:
-        restore()
-        return "nginx -t failed with the new upstream (previous file restored): %s" % out
-    rc, out = run(["systemctl", "reload", args.service])
-    if rc != 0:
-        restore()
-        run(["systemctl", "reload", args.service])
-        return "systemctl reload %s failed (previous file restored): %s" % (args.service, out)
-    return None
+
+def verify(args):
+    """Returns (answers, None) or (answers, sentence)."""
+    headers = dict(h.split(":", 1) for h in args.verify_header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    context = None
+    if args.verify_url.startswith("https://") and args.verify_insecure:
+        # Asked for (bluegreen_verify_validate_certs: false), for example a self-signed lab certificate.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + args.verify_timeout
+    answers = []
+    for i in range(args.verify_requests):
+        while True:
+            status, body, last = fetch(args.verify_url, 5.0, headers, context)
+            got = None
+            if status == 200:
+                try:
+                    doc = json.loads(body.decode("utf-8"))
+                    got = str(doc.get(args.verify_key)) if isinstance(doc, dict) and args.verify_key in doc else None
+                except ValueError:
+                    last = "HTTP 200 without JSON"
+                if got is not None and got != args.verify_version:
+                    last = "HTTP 200 with %s %s" % (args.verify_key, got)
+                elif got is None and status == 200:
+                    last = "HTTP 200 without %r in a JSON object" % args.verify_key
+            if got == args.verify_version:
+                answers.append(got)
+                break
+            if time.monotonic() > deadline:
+                return answers, ("request %d of %d through nginx to %s did not return %s %s within %ss (last: %s)"
+                                 % (i + 1, args.verify_requests, args.verify_url, args.verify_key, args.verify_version,
+                                    args.verify_timeout, last))
+            time.sleep(0.2)
+    return answers, None
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--url", required=True)
+    p.add_argument("--url", required=True, help="health URL of the new slot")
     p.add_argument("--successes", type=int, default=3)
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=120.0)
@@ -88,17 +138,32 @@ def main():
     p.add_argument("--live", required=True)
     p.add_argument("--service", default="nginx")
     p.add_argument("--nginx", default="nginx")
+    p.add_argument("--verify-url", required=True, help="URL through nginx answering JSON with the version")
+    p.add_argument("--verify-version", required=True)
+    p.add_argument("--verify-key", default="version")
+    p.add_argument("--verify-requests", type=int, default=5)
+    p.add_argument("--verify-timeout", type=float, default=10.0)
+    p.add_argument("--verify-header", action="append", default=[], help="NAME: VALUE (repeatable)")
+    p.add_argument("--verify-insecure", action="store_true", help="do not validate the TLS certificate")
     args = p.parse_args()
     probes, error = wait_healthy(args)
     if error:
         print(error)
         return 1
     healthy_at = time.time()
-    error = switch(args)
+    upstream = Upstream(args)
+    error = upstream.switch()
     if error:
         print(error)
         return 1
-    print(json.dumps({"healthy_at": round(healthy_at, 3), "switched_at": round(time.time(), 3), "probes": probes}))
+    switched_at = time.time()
+    answers, error = verify(args)
+    if error:
+        upstream.restore()
+        print("%s; nginx was switched back to the previous upstream" % error)
+        return 1
+    print(json.dumps({"healthy_at": round(healthy_at, 3), "switched_at": round(switched_at, 3),
+                      "verified_at": round(time.time(), 3), "probes": probes, "verified": len(answers)}))
     return 0
 
 

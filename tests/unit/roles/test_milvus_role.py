@@ -1,0 +1,527 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The milvus role: invalid variables fail in preflight, naming the variable, before any change;
+milvus.yaml, minio.env and the computed container settings render as documented (MinIO mode
+included, which the lab cannot run: it has no MinIO image); and the bootstrap script plans
+collections and partitions, and refuses a schema difference, before it changes anything.
+
+Real ansible-playbook runs against localhost. The preflight probe includes the role once per case
+in a block whose rescue records the failure message, in check mode and limited to the
+`milvus_preflight` tag: only argument validation and the preflight assertions can run, so nothing
+of the role touches this machine even if a case were wrongly accepted. The render test templates
+the role's own templates with its defaults and vars into a temporary directory. The bootstrap
+tests import roles/milvus/files/milvus_bootstrap.py and give it a fake Milvus client.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROLE = os.path.join(REPO, "roles", "milvus")
+
+COLLECTION = {
+    "name": "documents",
+    "description": "RAG chunks",
+    "fields": [
+        {"name": "id", "type": "INT64", "is_primary": True},
+        {"name": "tenant", "type": "VARCHAR", "max_length": 64},
+        {"name": "embedding", "type": "FLOAT_VECTOR", "dim": 16},
+    ],
+    "partitions": ["tenant_a", "tenant_b"],
+    "consistency_level": "Strong",
+    "index": {"field": "embedding", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 16, "efConstruction": 64}},
+    "load": True,
+}
+VALID = {
+    "milvus_object_storage": "minio",
+    "milvus_minio_access_key": "aistack-milvus",
+    "milvus_minio_secret_key": "S3cr3t-minio-key-42",
+    "milvus_authorization_enabled": True,
+    "milvus_root_password": "R00t-password-for-milvus",
+    "milvus_collections": [COLLECTION],
+}
+SECRETS = ("S3cr3t-minio-key-42", "R00t-password-for-milvus", "MinIOAdmin-2024", "abc1234", "Milvus")
+
+
+def _with(**changes):
+    variables = dict(VALID)
+    variables.update(changes)
+    return variables
+
+
+def _collection(**changes):
+    collection = dict(COLLECTION)
+    collection.update(changes)
+    return _with(milvus_collections=[collection])
+
+
+def _fields(*extra, primary="INT64"):
+    return [{"name": "id", "type": primary, "is_primary": True, "max_length": 64},
+            {"name": "embedding", "type": "FLOAT_VECTOR", "dim": 16}] + list(extra)
+
+
+# case id -> (variables, substrings the failure message must contain); None = must pass
+CASES = {
+    "valid": (VALID, None),
+    "valid-local-storage-without-keys": (_with(milvus_object_storage="local", milvus_minio_access_key="",
+                                               milvus_minio_secret_key=""), None),
+    "valid-no-auth-no-root-password": (_with(milvus_authorization_enabled=False, milvus_root_password=""), None),
+    "valid-ipv6-bind": (_with(milvus_bind_address="::1"), None),
+    "valid-config-override": (_with(milvus_config={"queryNode": {"segcore": {"chunkRows": 256}}}), None),
+    "valid-host-paths": (_with(milvus_data_path="/srv/nfs/milvus", milvus_etcd_data_path="/srv/nfs/etcd"), None),
+    "minio-keys-missing": (_with(milvus_minio_access_key="", milvus_minio_secret_key=""),
+                           ["milvus_minio_access_key is missing or empty; milvus_minio_secret_key is missing or empty"]),
+    "minio-secret-blank": (_with(milvus_minio_secret_key="    "), ["milvus_minio_secret_key is missing or empty"]),
+    "minio-secret-minioadmin": (_with(milvus_minio_secret_key="minioadmin"),
+                                ["milvus_minio_secret_key is left at a placeholder or a well-known default"]),
+    "minio-secret-minioadmin-variant": (_with(milvus_minio_secret_key="MinIOAdmin-2024"),
+                                        ["milvus_minio_secret_key is left at a placeholder"]),
+    "minio-access-key-minioadmin": (_with(milvus_minio_access_key="minioadmin"),
+                                    ["milvus_minio_access_key is left at a placeholder"]),
+    "minio-secret-placeholder": (_with(milvus_minio_secret_key="CHANGE_ME"),
+                                 ["milvus_minio_secret_key is left at a placeholder"]),
+    "minio-secret-short": (_with(milvus_minio_secret_key="abc1234"),
+                           ["milvus_minio_secret_key is shorter than 8 characters"]),
+    "minio-secret-white-space": (_with(milvus_minio_secret_key="two words here"),
+                                 ["milvus_minio_secret_key contains white space"]),
+    "minio-secret-equals-access-key": (_with(milvus_minio_access_key="same-value-123", milvus_minio_secret_key="same-value-123"),
+                                       ["milvus_minio_secret_key equals milvus_minio_access_key"]),
+    "root-password-missing": (_with(milvus_root_password=""), ["milvus_root_password is missing or empty"]),
+    "root-password-milvus-default": (_with(milvus_root_password="Milvus"),
+                                     ["milvus_root_password is left at a placeholder"]),
+    "object-storage-choice": (_with(milvus_object_storage="s3"), ["milvus_object_storage", "minio, local"]),
+    "bind-hostname": (_with(milvus_bind_address="localhost"),
+                      ["milvus_bind_address must be an IPv4 or IPv6 address, not a host name (is localhost)"]),
+    "port-range": (_with(milvus_port=70000), ["milvus_port must be 1-65535 (is 70000)"]),
+    "ports-collide": (_with(milvus_metrics_port=19530), ["milvus_port, milvus_metrics_port must be distinct"]),
+    "subnet": (_with(milvus_network_subnet="10.1.2.0"), ["milvus_network_subnet must be empty or an IPv4 CIDR"]),
+    "container-name": (_with(milvus_container_name="my milvus"), ["milvus_container_name must be a Docker name"]),
+    "container-names-collide": (_with(milvus_etcd_container_name="aistack-milvus"),
+                                ["the milvus_*container_name variables must be distinct"]),
+    "data-path-relative": (_with(milvus_data_path="data/milvus"), ["milvus_data_path must be an absolute path"]),
+    "data-paths-collide": (_with(milvus_data_path="/srv/milvus", milvus_etcd_data_path="/srv/milvus"),
+                           ["milvus_data_path, milvus_etcd_data_path and milvus_minio_data_path must be distinct"]),
+    "health-retries": (_with(milvus_health_retries=0), ["milvus_health_retries must be 1 or more"]),
+    "image-pull-choice": (_with(milvus_image_pull="sometimes"), ["milvus_image_pull", "missing, always, never"]),
+    "etcd-root-path": (_with(milvus_etcd_root_path="by/dev"), ["milvus_etcd_root_path must be letters, digits"]),
+    "db-name": (_with(milvus_db_name="1st-db"), ["milvus_db_name must be letters, digits and _"]),
+    "config-owned-endpoint": (_with(milvus_config={"etcd": {"endpoints": "elsewhere:2379"}}),
+                              ["milvus_config may not set etcd.endpoints"]),
+    "config-owned-port-and-auth": (_with(milvus_config={"proxy": {"port": 1}, "common": {"security": {"authorizationEnabled": False}}}),
+                                   ["milvus_config may not set proxy.port, common.security.authorizationEnabled"]),
+    "collection-two-primaries": (_collection(fields=_fields({"name": "other", "type": "INT64", "is_primary": True})),
+                                 ["milvus_collections[0] (documents): exactly one field needs is_primary: true (found 2)"]),
+    "collection-float-primary": (_collection(fields=_fields(primary="FLOAT")),
+                                 ["the primary field id must be INT64 or VARCHAR"]),
+    "collection-no-vector": (_collection(fields=[{"name": "id", "type": "INT64", "is_primary": True}], index=None, load=False),
+                             ["a collection needs a FLOAT_VECTOR or BINARY_VECTOR field"]),
+    "collection-vector-without-dim": (_collection(fields=[{"name": "id", "type": "INT64", "is_primary": True},
+                                                          {"name": "embedding", "type": "FLOAT_VECTOR"}]),
+                                      ["field embedding: FLOAT_VECTOR needs dim >= 1"]),
+    "collection-binary-dim": (_collection(fields=_fields({"name": "code", "type": "BINARY_VECTOR", "dim": 12})),
+                              ["field code: BINARY_VECTOR dim must be a multiple of 8"]),
+    "collection-varchar-length": (_collection(fields=_fields({"name": "text", "type": "VARCHAR"})),
+                                  ["field text: VARCHAR needs max_length 1-65535"]),
+    "collection-array": (_collection(fields=_fields({"name": "tags", "type": "ARRAY", "max_capacity": 4})),
+                         ["field tags: ARRAY needs element_type and max_capacity >= 1"]),
+    "collection-auto-id-not-primary": (_collection(fields=_fields({"name": "n", "type": "INT64", "auto_id": True})),
+                                       ["field n: auto_id is only for the primary field"]),
+    "collection-partition-default": (_collection(partitions=["_default"]), ["invalid partition name _default"]),
+    "collection-partitions-repeated": (_collection(partitions=["a", "a"]), ["partition names must be unique"]),
+    "collection-index-scalar-field": (_collection(index=dict(COLLECTION["index"], field="tenant")),
+                                      ["index.field must name one of its vector fields (embedding)"]),
+    "collection-load-without-index": (_collection(index=None), ["load needs an index"]),
+    "collection-names-repeated": (_with(milvus_collections=[COLLECTION, COLLECTION]), ["collection names must be unique"]),
+    "collection-name": (_collection(name="my-docs"), ["name must be letters, digits and _"]),
+    "collection-field-type": (_collection(fields=_fields({"name": "sparse", "type": "SPARSE_FLOAT_VECTOR"})),
+                              ["value of type must be one of"]),
+    "collection-without-fields": (_with(milvus_collections=[{"name": "documents"}]),
+                                  ["missing required arguments: fields"]),
+    "collection-index-without-type": (_collection(index={"field": "embedding", "metric_type": "L2"}),
+                                      ["missing required arguments: index_type"]),
+}
+
+
+def _env():
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    return env
+
+
+def _playbook(play, *args):
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
+        yaml.safe_dump(play, fh)
+        path = fh.name
+    try:
+        proc = subprocess.run(
+            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+            + list(args) + [path],
+            env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO)
+    finally:
+        os.unlink(path)
+    return proc
+
+
+def _probe_play():
+    tasks = []
+    tag = ["milvus_preflight"]
+    for case, (variables, _expect) in CASES.items():
+        tasks.append({
+            "name": case,
+            "block": [
+                {"name": "include " + case, "ansible.builtin.include_role": {"name": "aistack.infra.milvus"},
+                 "vars": variables, "tags": tag},
+                {"name": "record pass " + case, "tags": tag, "ansible.builtin.set_fact": {
+                    "probe_results": "{{ probe_results | combine({'%s': 'PASSED'}) }}" % case}},
+            ],
+            "rescue": [
+                {"name": "record failure " + case, "tags": tag, "ansible.builtin.set_fact": {
+                    "probe_results": "{{ probe_results | combine({'%s': ansible_failed_result.msg"
+                                     " | default('failed without msg')}) }}" % case}},
+            ],
+        })
+    tasks.append({"name": "emit", "tags": tag, "ansible.builtin.debug": {"var": "probe_results"}})
+    return [{"hosts": "localhost", "gather_facts": False, "vars": {"probe_results": {}}, "tasks": tasks}]
+
+
+@pytest.fixture(scope="module")
+def probe():
+    proc = _playbook(_probe_play(), "--check", "--tags", "milvus_preflight")
+    out = json.loads(proc.stdout)
+    tasks = out["plays"][0]["tasks"]
+    emitted = [t for t in tasks if t["task"]["name"] == "emit"]
+    assert emitted, "the probe play did not finish (rc=%s): %s" % (proc.returncode, proc.stderr[-2000:])
+    return emitted[0]["hosts"]["localhost"]["probe_results"], [t["task"]["name"] for t in tasks], proc.stdout
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_variables_fail_naming_the_variable(probe, case):
+    results, _ran, _raw = probe
+    _variables, expect = CASES[case]
+    msg = results[case]
+    if expect is None:
+        assert msg == "PASSED"
+    else:
+        assert msg != "PASSED", "the role accepted case %s" % case
+        for needle in expect:
+            assert needle in msg, "%r not in %r" % (needle, msg)
+
+
+def test_probe_ran_only_validation_and_preflight(probe):
+    """Nothing past preflight ran, so a failing case cannot have changed anything."""
+    _results, ran, _raw = probe
+    role_tasks = [n for n in ran if n.startswith("aistack.infra.milvus : ")]
+    assert role_tasks
+    preflight = {"Validating arguments against arg spec", "Judge the credentials", "Assert that every credential",
+                 "Assert that the container, network, port and path settings", "Assert that milvus_config",
+                 "Assert that the collections to bootstrap"}
+    assert all(any(p in n for p in preflight) for n in role_tasks), sorted(set(role_tasks))
+
+
+def test_secrets_never_printed(probe):
+    _results, _ran, raw = probe
+    for secret in SECRETS:
+        if secret == "Milvus":
+            assert '"Milvus"' not in raw
+        else:
+            assert secret not in raw
+
+
+# --- Rendering -----------------------------------------------------------------------------------
+
+COMPUTED = ("_milvus_image", "_milvus_etcd_image", "_milvus_minio_image", "_milvus_attu_image", "_milvus_container_env",
+            "_milvus_client_uri", "_milvus_publish_address", "_milvus_named_volumes", "_milvus_host_paths",
+            "_milvus_data_source", "_milvus_bootstrap_wanted")
+
+
+def _render(extra):
+    out = tempfile.mkdtemp(prefix="milvus-render-")
+    play = [{
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
+        "tasks": [
+            {"name": "render " + name, "ansible.builtin.template": {
+                "src": os.path.join(ROLE, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": "0600"}}
+            for name in ("milvus.yaml", "minio.env")
+        ] + [{"name": "computed", "ansible.builtin.copy": {
+            "dest": os.path.join(out, "computed.json"), "mode": "0644",
+            "content": "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (name, name) for name in COMPUTED)}}],
+    }]
+    variables = dict(VALID)
+    variables.update(extra)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(variables, fh)
+        vars_path = fh.name
+    try:
+        proc = _playbook(play, "-e", "@" + vars_path)
+    finally:
+        os.unlink(vars_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    files = {}
+    for name in os.listdir(out):
+        with open(os.path.join(out, name), encoding="utf-8") as fh:
+            files[name] = fh.read()
+        os.unlink(os.path.join(out, name))
+    os.rmdir(out)
+    files["config"] = yaml.safe_load(files["milvus.yaml"])
+    files["computed"] = json.loads(files["computed.json"])
+    return files
+
+
+@pytest.fixture(scope="module")
+def minio():
+    return _render({"milvus_config": {"queryNode": {"segcore": {"chunkRows": 256}}, "proxy": {"maxDimension": 4096}}})
+
+
+@pytest.fixture(scope="module")
+def local():
+    return _render({"milvus_object_storage": "local", "milvus_minio_access_key": "", "milvus_minio_secret_key": "",
+                    "milvus_authorization_enabled": False, "milvus_bind_address": "0.0.0.0",
+                    "milvus_data_path": "/srv/nfs/milvus", "aistack_image_registry": "172.31.213.2:5000"})
+
+
+def test_minio_mode_config(minio):
+    conf = minio["config"]
+    assert minio["milvus.yaml"].startswith("#\n# Ansible managed")
+    assert conf["common"]["storageType"] == "remote"
+    assert conf["common"]["security"]["authorizationEnabled"] is True
+    assert conf["minio"] == {
+        "address": "aistack-milvus-minio", "port": 9000, "accessKeyID": "aistack-milvus",
+        "secretAccessKey": "S3cr3t-minio-key-42", "useSSL": False, "bucketName": "milvus-bucket",
+        "rootPath": "files", "useIAM": False, "cloudProvider": "aws"}
+    assert conf["etcd"]["endpoints"] == "aistack-milvus-etcd:2379"
+    assert conf["etcd"]["use"]["embed"] is False
+    assert conf["etcd"]["rootPath"] == "by-dev"
+    assert conf["proxy"]["port"] == 19530
+    assert conf["localStorage"]["path"] == "/var/lib/milvus/data/"
+    assert conf["rocksmq"]["path"] == "/var/lib/milvus/rdb_data"
+
+
+def test_minio_env_file(minio):
+    lines = [line for line in minio["minio.env"].splitlines() if not line.startswith("#")]
+    assert lines == ["MINIO_ROOT_USER=aistack-milvus", "MINIO_ROOT_PASSWORD=S3cr3t-minio-key-42"]
+
+
+def test_milvus_config_merged_recursively(minio):
+    conf = minio["config"]
+    assert conf["queryNode"]["segcore"] == {"chunkRows": 256}
+    assert conf["queryNode"]["port"] == 21123
+    assert conf["queryNode"]["gracefulStopTimeout"] == 5
+    assert conf["proxy"] == {"port": 19530, "internalPort": 19529, "http": {"enabled": True}, "maxDimension": 4096}
+
+
+def test_minio_mode_containers(minio):
+    computed = minio["computed"]
+    assert computed["_milvus_image"] == "docker.io/milvusdb/milvus:v2.3.5"
+    assert computed["_milvus_etcd_image"] == "quay.io/coreos/etcd:v3.5.5"
+    assert computed["_milvus_minio_image"] == "docker.io/minio/minio:RELEASE.2023-03-20T20-16-18Z"
+    assert computed["_milvus_attu_image"] == "docker.io/zilliz/attu:v2.3.6"
+    assert computed["_milvus_container_env"] == {"ETCD_ENDPOINTS": "aistack-milvus-etcd:2379",
+                                                 "MINIO_ADDRESS": "aistack-milvus-minio:9000"}
+    assert computed["_milvus_client_uri"] == "http://127.0.0.1:19530"
+    assert computed["_milvus_publish_address"] == "127.0.0.1"
+    assert computed["_milvus_named_volumes"] == ["aistack-milvus-data", "aistack-milvus-etcd-data", "aistack-milvus-minio-data"]
+    assert computed["_milvus_host_paths"] == []
+    assert computed["_milvus_bootstrap_wanted"] is True
+
+
+def test_local_mode(local):
+    conf, computed = local["config"], local["computed"]
+    assert conf["common"]["storageType"] == "local"
+    assert conf["common"]["security"]["authorizationEnabled"] is False
+    assert "minio" not in conf
+    assert computed["_milvus_container_env"] == {"ETCD_ENDPOINTS": "aistack-milvus-etcd:2379"}
+    # One registry prefix for every image, etcd's included, once it is a mirror.
+    assert computed["_milvus_image"] == "172.31.213.2:5000/milvusdb/milvus:v2.3.5"
+    assert computed["_milvus_etcd_image"] == "172.31.213.2:5000/coreos/etcd:v3.5.5"
+    # A wildcard binding is reached on loopback by the bootstrap.
+    assert computed["_milvus_client_uri"] == "http://127.0.0.1:19530"
+    assert computed["_milvus_data_source"] == "/srv/nfs/milvus"
+    assert computed["_milvus_named_volumes"] == ["aistack-milvus-etcd-data"]
+    assert computed["_milvus_host_paths"] == ["/srv/nfs/milvus"]
+
+
+def test_ipv6_binding():
+    computed = _render({"milvus_bind_address": "fd00::10"})["computed"]
+    assert computed["_milvus_publish_address"] == "[fd00::10]"
+    assert computed["_milvus_client_uri"] == "http://[fd00::10]:19530"
+
+
+# --- Bootstrap script ----------------------------------------------------------------------------
+
+def _load_bootstrap():
+    spec = importlib.util.spec_from_file_location("milvus_bootstrap", os.path.join(ROLE, "files", "milvus_bootstrap.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bootstrap = _load_bootstrap()
+
+
+class FakeType(object):
+    def __init__(self, name):
+        self.name = name
+
+
+def _described(dim=16, max_length=64, consistency="Strong", description="RAG chunks"):
+    """describe_collection() as pymilvus' MilvusClient returns it."""
+    return {
+        "collection_name": "documents", "auto_id": False, "num_shards": 1, "description": description,
+        "enable_dynamic_field": False, "consistency_level_name": consistency,
+        "fields": [
+            {"field_id": 100, "name": "id", "description": "", "type": FakeType("INT64"), "params": {},
+             "is_primary": True, "auto_id": False},
+            {"field_id": 101, "name": "tenant", "description": "", "type": FakeType("VARCHAR"),
+             "params": {"max_length": max_length}},
+            {"field_id": 102, "name": "embedding", "description": "", "type": FakeType("FLOAT_VECTOR"),
+             "params": {"dim": dim}},
+        ],
+    }
+
+
+class FakeClient(object):
+    """Records every call; answers from a dict of collections {name: (description, partitions)}."""
+
+    def __init__(self, calls, databases, collections):
+        self.calls, self.databases, self.collections = calls, databases, collections
+
+    def list_databases(self):
+        return list(self.databases)
+
+    def has_collection(self, name):
+        return name in self.collections
+
+    def describe_collection(self, name):
+        return self.collections[name][0]
+
+    def list_partitions(self, name):
+        return list(self.collections[name][1])
+
+    def list_collections(self):
+        return list(self.collections)
+
+    def __getattr__(self, name):  # create_database, create_collection, create_partition, update_password
+        def call(*args, **kwargs):
+            self.calls.append((name, args))
+        return call
+
+
+@pytest.fixture
+def server(monkeypatch):
+    state = {"calls": [], "databases": ["default"], "collections": {}, "passwords": {"root": "Milvus"}}
+
+    def connect(uri, token=None, db_name=None, timeout=30.0):
+        if token is not None and token.startswith("root:") and token[5:] != state["passwords"]["root"]:
+            raise RuntimeError("auth failed")
+        return FakeClient(state["calls"], state["databases"], state["collections"])
+
+    monkeypatch.setattr(bootstrap, "connect", connect)
+    return state
+
+
+def _request(**changes):
+    request = {"db_name": "default", "collections": [COLLECTION]}
+    request.update(changes)
+    return request
+
+
+def test_plan_on_an_empty_server_then_create(server):
+    planned = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=True)
+    assert planned["changed"] is True
+    assert planned["actions"] == [
+        "create_collection(collection='documents', fields=['id', 'tenant', 'embedding'], consistency_level='Strong')",
+        "create_partition(collection='documents', partition='tenant_a')",
+        "create_partition(collection='documents', partition='tenant_b')",
+    ]
+    assert server["calls"] == []  # check mode calls nothing that changes the server
+    done = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=False)
+    assert done["actions"] == planned["actions"]
+    assert [c[0] for c in server["calls"]] == ["create_collection", "create_partition", "create_partition"]
+
+
+def test_new_database_is_created_first(server):
+    planned = bootstrap.collections("http://milvus:19530", None, 5, _request(db_name="rag"), check=True)
+    assert planned["actions"][0] == "create_database(db_name='rag')"
+    assert server["calls"] == []
+
+
+def test_existing_collection_same_definition_only_missing_partitions(server):
+    server["collections"]["documents"] = (_described(), ["_default", "tenant_a"])
+    done = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=False)
+    assert done["actions"] == ["create_partition(collection='documents', partition='tenant_b')"]
+    assert done["collections"]["documents"] == {"existed": True, "partitions_created": ["tenant_b"]}
+    server["collections"]["documents"] = (_described(), ["_default", "tenant_a", "tenant_b"])
+    server["calls"][:] = []
+    again = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=False)
+    assert again["changed"] is False and again["actions"] == [] and server["calls"] == []
+
+
+def test_schema_difference_fails_before_any_change(server):
+    server["collections"]["documents"] = (_described(dim=32, max_length=128, consistency="Bounded"), ["_default"])
+    other = dict(COLLECTION, name="other")
+    with pytest.raises(bootstrap.BootstrapError) as err:
+        bootstrap.collections("http://milvus:19530", None, 5, _request(collections=[other, COLLECTION]), check=False)
+    msg = err.value.msg
+    assert "collection documents differs from milvus_collections" in msg
+    assert "field embedding: dim is 32 on the server, 16 requested" in msg
+    assert "field tenant: max_length is 128 on the server, 64 requested" in msg
+    assert "consistency_level is 'Bounded' on the server, 'Strong' requested" in msg
+    assert server["calls"] == []  # not even the other, valid collection was created
+
+
+def test_extra_or_missing_fields_are_differences():
+    described = _described()
+    described["fields"].append({"name": "extra", "type": FakeType("JSON"), "params": {}})
+    spec = dict(COLLECTION, fields=COLLECTION["fields"][:2] + [{"name": "vec", "type": "FLOAT_VECTOR", "dim": 16}])
+    diffs = bootstrap.differences(spec, described)
+    assert "field vec: missing on the server" in diffs
+    assert "field embedding: on the server, not requested" in diffs
+    assert "field extra: on the server, not requested" in diffs
+
+
+def test_root_password_changed_once(server):
+    planned = bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=True)
+    assert planned == {"changed": True, "actions": ["update_password(user='root')"]}
+    assert server["calls"] == []
+    done = bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=False)
+    assert done["changed"] is True
+    assert server["calls"] == [("update_password", ("root", "Milvus", "N3w-root-password"))]
+    server["passwords"]["root"] = "N3w-root-password"
+    again = bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=False)
+    assert again == {"changed": False, "actions": []}
+
+
+def test_root_password_changed_elsewhere_fails(server):
+    server["passwords"]["root"] = "someone-else-set-this"
+    with pytest.raises(bootstrap.BootstrapError) as err:
+        bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=False)
+    assert "Set milvus_root_password to the current one" in err.value.msg
+    assert "N3w-root-password" not in err.value.msg
+
+
+def test_script_answers_json_without_the_secret():
+    """The command line the role runs: the request on standard input, one JSON object out, even on failure."""
+    request = {"uri": "http://127.0.0.1:9", "token": "root:Sup3r-secret-token", "timeout": 2,
+               "db_name": "default", "collections": [COLLECTION]}
+    proc = subprocess.run([sys.executable, os.path.join(ROLE, "files", "milvus_bootstrap.py"), "--check", "collections", "-"],
+                          input=json.dumps(request), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    answer = json.loads(proc.stdout)
+    assert answer["failed"] is True and answer["changed"] is False and answer["check"] is True
+    assert answer["msg"].startswith("cannot connect to Milvus at http://127.0.0.1:9")
+    assert "Sup3r-secret-token" not in proc.stdout + proc.stderr
