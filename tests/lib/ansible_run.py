@@ -1,7 +1,7 @@
-"""Run one aistack.infra module through real ansible-playbook and return its result.
+"""Run aistack.infra modules, roles and plays through real ansible-playbook on localhost.
 
-Integration tests use this instead of importing the module, so that check mode, diff mode,
-no_log and argument validation behave exactly as they do for a user.
+Tests use this instead of importing the code, so that check mode, diff mode, no_log and argument
+validation behave exactly as they do for a user.
 """
 import json
 import os
@@ -11,6 +11,92 @@ import tempfile
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def ansible_env(extra_env=None):
+    """The environment of every test run: this checkout's config and collection, JSON output."""
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    env.update(extra_env or {})
+    return env
+
+
+def run_playbook(play, *args, extra_env=None, timeout=600):
+    """Run ``play`` (a list of plays) on localhost with the extra command-line ``args``; return
+    the finished ``subprocess.CompletedProcess`` (stdout is the json callback's output)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
+        yaml.safe_dump(play, fh)
+        path = fh.name
+    try:
+        return subprocess.run(
+            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+            + list(args) + [path],
+            env=ansible_env(extra_env), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    finally:
+        os.unlink(path)
+
+
+def role_preflight_probe(role, cases, tag):
+    """Include ``aistack.infra.<role>`` once per case of ``cases`` ({name: (variables, expect)}) in
+    a block whose rescue records the failure message, in check mode and limited to ``tag`` (the
+    role's validation and preflight tasks), so nothing past preflight can touch this machine.
+
+    Returns (results {case: 'PASSED' or the failure message}, names of every task that ran, stdout).
+    """
+    tasks = []
+    for case, (variables, _expect) in cases.items():
+        tasks.append({
+            "name": case,
+            "block": [
+                {"name": "include " + case, "ansible.builtin.include_role": {"name": "aistack.infra." + role},
+                 "vars": variables, "tags": [tag]},
+                {"name": "record pass " + case, "tags": [tag], "ansible.builtin.set_fact": {
+                    "probe_results": "{{ probe_results | combine({'%s': 'PASSED'}) }}" % case}},
+            ],
+            "rescue": [
+                {"name": "record failure " + case, "tags": [tag], "ansible.builtin.set_fact": {
+                    "probe_results": "{{ probe_results | combine({'%s': ansible_failed_result.msg"
+                                     " | default('failed without msg')}) }}" % case}},
+            ],
+        })
+    tasks.append({"name": "emit", "tags": [tag], "ansible.builtin.debug": {"var": "probe_results"}})
+    play = [{"hosts": "localhost", "gather_facts": False, "vars": {"probe_results": {}}, "tasks": tasks}]
+    proc = run_playbook(play, "--check", "--tags", tag)
+    try:
+        ran = json.loads(proc.stdout)["plays"][0]["tasks"]
+    except (ValueError, KeyError, IndexError):
+        ran = []
+    emitted = [t for t in ran if t["task"]["name"] == "emit"]
+    assert emitted, "the probe play did not finish (rc=%s): %s" % (proc.returncode, proc.stderr[-2000:])
+    return emitted[0]["hosts"]["localhost"]["probe_results"], [t["task"]["name"] for t in ran], proc.stdout
+
+
+def assert_probe_case(results, case, expect):
+    """One case of role_preflight_probe: ``expect`` None means the variables must pass, otherwise
+    the failure message must contain every string of ``expect``."""
+    msg = results[case]
+    if expect is None:
+        assert msg == "PASSED", "case %s failed: %s" % (case, msg)
+    else:
+        assert msg != "PASSED", "the role accepted case %s" % case
+        for needle in expect:
+            assert needle in msg, "%r not in %r" % (needle, msg)
+
+
+def assert_only_preflight_ran(ran, role, preflight):
+    """Every task of ``aistack.infra.<role>`` that ran is one of the ``preflight`` task names (by
+    substring), so a wrongly accepted case cannot have changed anything."""
+    role_tasks = [n for n in ran if n.startswith("aistack.infra.%s : " % role)]
+    assert role_tasks, "no task of the role ran"
+    assert all(any(p in n for p in preflight) for n in role_tasks), sorted(set(role_tasks))
 
 
 def run_module(module, args, check=False, diff=False, extra_env=None, timeout=600):
@@ -25,29 +111,8 @@ def run_module(module, args, check=False, diff=False, extra_env=None, timeout=60
         "tasks": [{"name": "module under test", name: args, "register": "r", "ignore_errors": True},
                   {"name": "emit", "ansible.builtin.debug": {"var": "r"}}],
     }]
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    env.update(extra_env or {})
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
-        yaml.safe_dump(play, fh)
-        path = fh.name
-    try:
-        cmd = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local", path]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    finally:
-        os.unlink(path)
+    args = (["--check"] if check else []) + (["--diff"] if diff else [])
+    proc = run_playbook(play, *args, extra_env=extra_env, timeout=timeout)
     try:
         out = json.loads(proc.stdout)
     except ValueError as exc:

@@ -13,11 +13,9 @@ run is also in check mode.
 """
 import json
 import os
-import subprocess
-import tempfile
 
 import pytest
-import yaml
+from lib.ansible_run import run_playbook
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -110,27 +108,8 @@ def _play(role):
 
 
 def _run(role):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
-        "ANSIBLE_NOCOLOR": "1",
-    })
     tags, check = RUNS[role]
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
-        yaml.safe_dump(_play(role), fh)
-        path = fh.name
-    try:
-        proc = subprocess.run(
-            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local",
-             "--tags", ",".join(tags), path] + (["--check"] if check else []),
-            env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
-    finally:
-        os.unlink(path)
+    proc = run_playbook(_play(role), "--tags", ",".join(tags), *(["--check"] if check else []), timeout=300)
     out = json.loads(proc.stdout)
     tasks = out["plays"][0]["tasks"]
     ran = [t["task"]["name"] for t in tasks]

@@ -21,39 +21,12 @@ import threading
 
 import pytest
 import yaml
+from lib.ansible_run import role_preflight_probe, run_playbook
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "bluegreen")
 SWITCH = os.path.join(ROLE, "files", "bluegreen_switch.py")
 NGINX_MISSING = "nginx is not installed"
-
-
-def _env():
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    return env
-
-
-def _playbook(play, *args):
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
-        yaml.safe_dump(play, fh)
-        path = fh.name
-    try:
-        proc = subprocess.run(
-            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-            + list(args) + [path],
-            env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO)
-    finally:
-        os.unlink(path)
-    return proc
 
 
 def _emitted(proc, var):
@@ -91,34 +64,10 @@ CASES = {
 }
 
 
-def _probe_play():
-    tasks = []
-    tag = ["bluegreen_preflight"]
-    for case, (variables, _expect) in CASES.items():
-        tasks.append({
-            "name": case,
-            "block": [
-                {"name": "include " + case, "ansible.builtin.include_role": {"name": "aistack.infra.bluegreen"},
-                 "vars": variables, "tags": tag},
-                {"name": "record pass " + case, "tags": tag, "ansible.builtin.set_fact": {
-                    "probe_results": "{{ probe_results | combine({'%s': 'PASSED'}) }}" % case}},
-            ],
-            "rescue": [
-                {"name": "record failure " + case, "tags": tag, "ansible.builtin.set_fact": {
-                    "probe_results": "{{ probe_results | combine({'%s': ansible_failed_result.msg"
-                                     " | default('failed without msg')}) }}" % case}},
-            ],
-        })
-    tasks.append({"name": "emit", "tags": tag, "ansible.builtin.debug": {"var": "probe_results"}})
-    return [{"hosts": "localhost", "gather_facts": False, "vars": {"probe_results": {}}, "tasks": tasks}]
-
-
 @pytest.fixture(scope="module")
 def probe():
-    proc = _playbook(_probe_play(), "--check", "--tags", "bluegreen_preflight")
-    out = json.loads(proc.stdout)
-    ran = [t["task"]["name"] for t in out["plays"][0]["tasks"]]
-    return _emitted(proc, "probe_results"), ran
+    results, ran, _stdout = role_preflight_probe("bluegreen", CASES, "bluegreen_preflight")
+    return results, ran
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -229,7 +178,7 @@ def _plan_play():
 
 @pytest.fixture(scope="module")
 def plans():
-    return _emitted(_playbook(_plan_play()), "plans")
+    return _emitted(run_playbook(_plan_play()), "plans")
 
 
 @pytest.mark.parametrize("case", sorted(PLANS))
@@ -248,7 +197,7 @@ def _hashes(extra):
         "tasks": [{"name": "emit", "ansible.builtin.debug": {"var": "_bluegreen_definition_hash"},
                    "vars": dict({"bluegreen_version": "1.0.0", "__bluegreen_state_file": NO_STATE}, **extra)}],
     }]
-    return _emitted(_playbook(play), "_bluegreen_definition_hash")
+    return _emitted(run_playbook(play), "_bluegreen_definition_hash")
 
 
 def test_definition_hash_covers_the_definition_but_not_secret_values():
@@ -274,7 +223,7 @@ def _render(variables):
             "src": os.path.join(ROLE, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": "0644"}}
             for name in ("upstream.conf", "site.conf")],
     }]
-    proc = _playbook(play)
+    proc = run_playbook(play)
     assert proc.returncode == 0, proc.stdout[-3000:]
     files = {}
     for name in os.listdir(out):

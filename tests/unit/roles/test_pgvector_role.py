@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 
 import pytest
-import yaml
+from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, role_preflight_probe, run_playbook
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "pgvector")
@@ -90,88 +90,24 @@ CASES = {
 }
 
 
-def _env():
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": os.path.join(REPO, ".venv", "bin", "python"),
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    return env
-
-
-def _playbook(play, *args):
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
-        yaml.safe_dump(play, fh)
-        path = fh.name
-    try:
-        proc = subprocess.run(
-            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-            + list(args) + [path],
-            env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO)
-    finally:
-        os.unlink(path)
-    return proc
-
-
-def _probe_play():
-    tasks = []
-    tag = ["pgvector_preflight"]
-    for case, (variables, _expect) in CASES.items():
-        tasks.append({
-            "name": case,
-            "block": [
-                {"name": "include " + case, "ansible.builtin.include_role": {"name": "aistack.infra.pgvector"},
-                 "vars": variables, "tags": tag},
-                {"name": "record pass " + case, "tags": tag, "ansible.builtin.set_fact": {
-                    "probe_results": "{{ probe_results | combine({'%s': 'PASSED'}) }}" % case}},
-            ],
-            "rescue": [
-                {"name": "record failure " + case, "tags": tag, "ansible.builtin.set_fact": {
-                    "probe_results": "{{ probe_results | combine({'%s': ansible_failed_result.msg"
-                                     " | default('failed without msg')}) }}" % case}},
-            ],
-        })
-    tasks.append({"name": "emit", "tags": tag, "ansible.builtin.debug": {"var": "probe_results"}})
-    return [{"hosts": "localhost", "gather_facts": False, "vars": {"probe_results": {}}, "tasks": tasks}]
-
-
 @pytest.fixture(scope="module")
 def probe():
-    proc = _playbook(_probe_play(), "--check", "--tags", "pgvector_preflight")
-    out = json.loads(proc.stdout)
-    tasks = out["plays"][0]["tasks"]
-    emitted = [t for t in tasks if t["task"]["name"] == "emit"]
-    assert emitted, "the probe play did not finish (rc=%s): %s" % (proc.returncode, proc.stderr[-2000:])
-    return emitted[0]["hosts"]["localhost"]["probe_results"], [t["task"]["name"] for t in tasks], proc.stdout
+    return role_preflight_probe("pgvector", CASES, "pgvector_preflight")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_invalid_variables_fail_naming_the_variable(probe, case):
     results, _ran, _raw = probe
-    _variables, expect = CASES[case]
-    msg = results[case]
-    if expect is None:
-        assert msg == "PASSED"
-    else:
-        assert msg != "PASSED", "the role accepted case %s" % case
-        for needle in expect:
-            assert needle in msg, "%r not in %r" % (needle, msg)
+    assert_probe_case(results, case, CASES[case][1])
 
 
 def test_probe_ran_only_validation_and_preflight(probe):
     """Nothing past preflight ran, so a failing case cannot have changed anything."""
     _results, ran, _raw = probe
-    role_tasks = [n for n in ran if n.startswith("aistack.infra.pgvector : ")]
-    assert role_tasks
     preflight = {"Validating arguments against arg spec", "Gather the hardware facts", "Load the variables",
                  "Judge the passwords", "Assert that every password", "Collect invalid variables",
                  "Assert that the variables are valid"}
-    assert all(any(p in n for p in preflight) for n in role_tasks), sorted(set(role_tasks))
+    assert_only_preflight_ran(ran, "pgvector", preflight)
 
 
 def test_passwords_never_printed(probe):
@@ -204,7 +140,7 @@ def _render(extra):
         json.dump(variables, fh)
         vars_path = fh.name
     try:
-        proc = _playbook(play, "-e", "@" + vars_path)
+        proc = run_playbook(play, "-e", "@" + vars_path)
     finally:
         os.unlink(vars_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
