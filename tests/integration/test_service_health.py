@@ -24,9 +24,6 @@ from lib.opensearch_double import OpenSearchDouble
 
 from lib.pg_server import pg_connect  # the pg_server and milvus_server fixtures come from tests/conftest.py
 
-HAS_PG_FIXTURE = True
-HAS_MILVUS_FIXTURE = True
-
 REDIS_PASSWORD = 'redis-test-pass-7f3a'
 SECRET_MARKERS = (REDIS_PASSWORD, 'probe-acl-pass')
 
@@ -313,7 +310,6 @@ def test_malformed_probes_fail_before_running(web):
 
 
 # -------------------------------------------------------------------------------- postgres
-@pytest.mark.skipif(not HAS_PG_FIXTURE, reason='tests/lib/pg_server.py (the PostgreSQL fixture) is not available')
 def test_postgres_probe_against_real_server(pg_server):  # noqa: F811
     conn = pg_connect(pg_server)
     try:
@@ -353,7 +349,6 @@ def test_postgres_probe_against_real_server(pg_server):  # noqa: F811
 
 
 # ---------------------------------------------------------------------------------- milvus
-@pytest.mark.skipif(not HAS_MILVUS_FIXTURE, reason='tests/lib/milvus_server.py (the Milvus fixture) is not available')
 def test_milvus_probe_against_real_server(milvus_server):  # noqa: F811
     from pymilvus import MilvusClient
     client = MilvusClient(uri=milvus_server)
