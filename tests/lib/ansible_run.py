@@ -44,6 +44,39 @@ def run_playbook(play, *args, extra_env=None, timeout=600):
         os.unlink(path)
 
 
+def render_role_templates(role, templates, variables, computed=None, mode="0644"):
+    """Render ``roles/<role>/templates/<name>.j2`` for each name of ``templates`` with the role's
+    defaults and vars, ``variables`` given as extra vars (above both). With ``computed`` (a Jinja
+    expression, e.g. a dict of the role's internal variables), also writes its JSON as
+    ``computed.json``. Returns {file name: content}.
+    """
+    role_dir = os.path.join(REPO, "roles", role)
+    with tempfile.TemporaryDirectory(prefix=role + "-render-") as out:
+        tasks = [{"name": "render " + name, "ansible.builtin.template": {
+            "src": os.path.join(role_dir, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": mode}}
+            for name in templates]
+        if computed is not None:
+            tasks.append({"name": "computed", "ansible.builtin.copy": {
+                "dest": os.path.join(out, "computed.json"), "mode": "0644", "content": "{{ %s | to_json }}" % computed}})
+        play = [{
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars_files": [os.path.join(role_dir, "defaults", "main.yml"), os.path.join(role_dir, "vars", "main.yml")],
+            "tasks": tasks,
+        }]
+        vars_path = os.path.join(out, ".extra-vars.json")
+        with open(vars_path, "w", encoding="utf-8") as fh:
+            json.dump(variables, fh)
+        proc = run_playbook(play, "-e", "@" + vars_path)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        os.unlink(vars_path)
+        files = {}
+        for name in os.listdir(out):
+            with open(os.path.join(out, name), encoding="utf-8") as fh:
+                files[name] = fh.read()
+    return files
+
+
 def role_preflight_probe(role, cases, tag):
     """Include ``aistack.infra.<role>`` once per case of ``cases`` ({name: (variables, expect)}) in
     a block whose rescue records the failure message, in check mode and limited to ``tag`` (the

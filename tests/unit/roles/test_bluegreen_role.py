@@ -16,12 +16,11 @@ import re
 import socketserver
 import subprocess
 import sys
-import tempfile
 import threading
 
 import pytest
 import yaml
-from lib.ansible_run import role_preflight_probe, run_playbook
+from lib.ansible_run import render_role_templates, role_preflight_probe, run_playbook
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "bluegreen")
@@ -214,24 +213,7 @@ def test_definition_hash_covers_the_definition_but_not_secret_values():
 # --- Rendering ---------------------------------------------------------------------------------
 
 def _render(variables):
-    out = tempfile.mkdtemp(prefix="bluegreen-render-")
-    play = [{
-        "hosts": "localhost", "gather_facts": False,
-        "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
-        # Task vars: play vars would rank below the vars_files.
-        "tasks": [{"name": "render " + name, "vars": variables, "ansible.builtin.template": {
-            "src": os.path.join(ROLE, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": "0644"}}
-            for name in ("upstream.conf", "site.conf")],
-    }]
-    proc = run_playbook(play)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    files = {}
-    for name in os.listdir(out):
-        with open(os.path.join(out, name), encoding="utf-8") as fh:
-            files[name] = fh.read()
-        os.unlink(os.path.join(out, name))
-    os.rmdir(out)
-    return files
+    return render_role_templates("bluegreen", ("upstream.conf", "site.conf"), variables)
 
 
 def test_upstream_and_site_render():

@@ -16,11 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 import yaml
-from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, role_preflight_probe, run_playbook
+from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, render_role_templates, role_preflight_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "milvus")
@@ -185,35 +184,10 @@ COMPUTED = ("_milvus_image", "_milvus_etcd_image", "_milvus_minio_image", "_milv
 
 
 def _render(extra):
-    out = tempfile.mkdtemp(prefix="milvus-render-")
-    play = [{
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
-        "tasks": [
-            {"name": "render " + name, "ansible.builtin.template": {
-                "src": os.path.join(ROLE, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": "0600"}}
-            for name in ("milvus.yaml", "minio.env")
-        ] + [{"name": "computed", "ansible.builtin.copy": {
-            "dest": os.path.join(out, "computed.json"), "mode": "0644",
-            "content": "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (name, name) for name in COMPUTED)}}],
-    }]
     variables = dict(VALID)
     variables.update(extra)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump(variables, fh)
-        vars_path = fh.name
-    try:
-        proc = run_playbook(play, "-e", "@" + vars_path)
-    finally:
-        os.unlink(vars_path)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    files = {}
-    for name in os.listdir(out):
-        with open(os.path.join(out, name), encoding="utf-8") as fh:
-            files[name] = fh.read()
-        os.unlink(os.path.join(out, name))
-    os.rmdir(out)
+    files = render_role_templates("milvus", ("milvus.yaml", "minio.env"), variables, mode="0600",
+                                  computed="{%s}" % ", ".join("'%s': %s" % (name, name) for name in COMPUTED))
     files["config"] = yaml.safe_load(files["milvus.yaml"])
     files["computed"] = json.loads(files["computed.json"])
     return files

@@ -12,10 +12,9 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 
 import pytest
-from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, role_preflight_probe, run_playbook
+from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, render_role_templates, role_preflight_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "pgvector")
@@ -119,38 +118,15 @@ def test_passwords_never_printed(probe):
 # --- Rendering -----------------------------------------------------------------------------------
 
 def _render(extra):
-    out = tempfile.mkdtemp(prefix="pgvector-render-")
-    play = [{
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
-        "tasks": [
-            {"name": "render " + name, "ansible.builtin.template": {
-                "src": os.path.join(ROLE, "templates", name + ".j2"), "dest": os.path.join(out, name), "mode": "0644"}}
-            for name in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "aistack-pgvector-backup.sh",
-                         "aistack-pgvector-restore.sh", "aistack-pgvector-backup.timer")
-        ] + [{"name": "computed", "ansible.builtin.copy": {
-            "dest": os.path.join(out, "computed.json"), "mode": "0644",
-            "content": "{{ {'shm_mb': _pgvector_shm_mb | int, 'login_host': _pgvector_login_host,"
-                       " 'extensions': _pgvector_database_extensions} | to_json }}"}}],
-    }]
     variables = dict(VALID)
     variables.update(extra)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump(variables, fh)
-        vars_path = fh.name
-    try:
-        proc = run_playbook(play, "-e", "@" + vars_path)
-    finally:
-        os.unlink(vars_path)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    files = {}
-    for name in os.listdir(out):
-        with open(os.path.join(out, name), encoding="utf-8") as fh:
-            files[name] = fh.read()
-        os.unlink(os.path.join(out, name))
-    os.rmdir(out)
-    return files
+    return render_role_templates(
+        "pgvector",
+        ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "aistack-pgvector-backup.sh",
+         "aistack-pgvector-restore.sh", "aistack-pgvector-backup.timer"),
+        variables,
+        computed="{'shm_mb': _pgvector_shm_mb | int, 'login_host': _pgvector_login_host,"
+                 " 'extensions': _pgvector_database_extensions}")
 
 
 def _settings(conf):
