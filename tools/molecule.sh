@@ -46,35 +46,34 @@ run_one() { # run_one SCENARIO: the whole molecule test of one scenario, timed
 }
 
 failed=()
+report() { # report SCENARIO RC: its result line; a failure joins the summary
+  if [ "$2" -eq 0 ]; then echo "=== molecule $1: ok in $(cat "$logdir/$1.time") s"
+  else echo "=== molecule $1: FAILED after $(cat "$logdir/$1.time") s"; failed+=("$1"); fi
+}
 if [ "$jobs" -le 1 ]; then
   for s in "$@"; do
     echo "=== molecule test -s $s"
-    if run_one "$s"; then echo "=== molecule $s: ok in $(cat "$logdir/$s.time") s"
-    else echo "=== molecule $s: FAILED after $(cat "$logdir/$s.time") s"; failed+=("$s"); fi
+    rc=0; run_one "$s" || rc=$?
+    report "$s" "$rc"
   done
 else
   declare -A pids=()
-  finish() { # finish PID RC: print the scenario's log and result
-    local pid=$1 rc=$2 s=${pids[$1]}
+  reap() { # wait for the next scenario to end, then print its log and result
+    local pid rc=0 s
+    wait -n -p pid "${!pids[@]}" || rc=$?
+    s=${pids[$pid]}
     unset "pids[$pid]"
     echo "=== molecule test -s $s (log: build/molecule/$s.log)"
     cat "$logdir/$s.log"
-    if [ "$rc" -eq 0 ]; then echo "=== molecule $s: ok in $(cat "$logdir/$s.time") s"
-    else echo "=== molecule $s: FAILED after $(cat "$logdir/$s.time") s"; failed+=("$s"); fi
+    report "$s" "$rc"
   }
   for s in "$@"; do
-    while [ "${#pids[@]}" -ge "$jobs" ]; do
-      rc=0; wait -n -p done_pid "${!pids[@]}" || rc=$?
-      finish "$done_pid" "$rc"
-    done
+    while [ "${#pids[@]}" -ge "$jobs" ]; do reap; done
     echo "=== molecule $s: started ($(date +%H:%M:%S))"
     run_one "$s" >"$logdir/$s.log" 2>&1 &
     pids[$!]=$s
   done
-  while [ "${#pids[@]}" -gt 0 ]; do
-    rc=0; wait -n -p done_pid "${!pids[@]}" || rc=$?
-    finish "$done_pid" "$rc"
-  done
+  while [ "${#pids[@]}" -gt 0 ]; do reap; done
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "=== molecule: failed: ${failed[*]}"
