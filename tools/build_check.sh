@@ -17,10 +17,19 @@ export ANSIBLE_COLLECTIONS_PATH="$tmp" ANSIBLE_ROLES_PATH="$tmp"
 if tar -tzf "$tarball" | grep -E '^(\.venv|\.collections|lab/state|build)/' >/dev/null; then
   echo "build: the tarball contains checkout-only paths" >&2; exit 1
 fi
+# The collection, not the lab's build inputs: a checkout after `make lab` holds hundreds of MB of
+# wheels and jars under lab/images, which build_ignore in galaxy.yml keeps out.
+max_bytes=$((2 * 1024 * 1024))
+size=$(stat -c %s "$tarball")
+if [ "$size" -gt "$max_bytes" ]; then
+  echo "build: $tarball is $size bytes, more than $max_bytes: the largest entries are" >&2
+  tar -tvzf "$tarball" | sort -k3 -n -r | head -n 10 >&2
+  exit 1
+fi
 cd "$tmp"
 ansible-playbook aistack.infra.site -i "$repo/inventories/prod/hosts.yml" --syntax-check >/dev/null
 for m in "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py; do
   [ -e "$m" ] || continue
   ansible-doc -t module "aistack.infra.$(basename "$m" .py)" >/dev/null
 done
-echo "build: $(basename "$tarball") installs; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"
+echo "build: $(basename "$tarball") ($size bytes) installs; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"

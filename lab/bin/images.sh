@@ -10,6 +10,13 @@
 #   prepare.sh   (optional) fills the build context, e.g. `pip download` of wheels into ./wheels
 source "$(dirname "$0")/../lib.sh"
 
+unmount_under() { # unmount_under DIR: every mount point below DIR, deepest first
+  local mp
+  awk -v root="$1/" 'index($2, root) == 1 {print $2}' /proc/mounts | sort -r | while read -r mp; do
+    umount "$mp" 2>/dev/null || umount -l "$mp"
+  done
+}
+
 build_base() {
   local dir="$LAB_DIR/images/base" mirror hash rootfs
   mirror=$(debian_mirror)
@@ -17,11 +24,14 @@ build_base() {
   if [ "$(image_label "$LAB_BASE_IMAGE")" = "$hash" ]; then log "base image up to date ($hash)"; return; fi
   command -v debootstrap >/dev/null || "$REPO_DIR/tools/system-deps.sh" || die debootstrap "debootstrap is not installed and could not be"
   need_disk debootstrap 2000 "$STATE_DIR"
-  rootfs="$STATE_DIR/rootfs"; rm -rf "$rootfs"; mkdir -p "$rootfs"
+  rootfs="$STATE_DIR/rootfs"; [ -d "$rootfs" ] && unmount_under "$rootfs"; rm -rf "$rootfs"; mkdir -p "$rootfs"
   log "debootstrap $LAB_SUITE from $mirror (about 1 minute)"
   debootstrap --variant=minbase --include="$(paste -sd, "$dir/packages.txt")" "$LAB_SUITE" "$rootfs" "$mirror" \
     >"$STATE_DIR/debootstrap.log" 2>&1 || die debootstrap "see $STATE_DIR/debootstrap.log: $(tail -n 3 "$STATE_DIR/debootstrap.log" | tr '\n' ' ')"
   chroot "$rootfs" apt-get clean
+  # debootstrap 1.0.128 can leave /proc mounted inside the new root (seen on the 2026-12 machines):
+  # unmount everything under it before it is archived (tar fails on a live /proc) or removed.
+  unmount_under "$rootfs"
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
   tar -C "$rootfs" -c . | docker import --change "LABEL $LAB_LABEL.hash=$hash" --change 'CMD ["/bin/bash"]' - "$LAB_BASE_IMAGE" >/dev/null \
     || die "import base image" "docker import failed"
@@ -72,6 +82,10 @@ push_list() {
 
 main() { # main [NAME...]: the named image folders (default: all of them); base always
   local d want=" $* "
+  # One build at a time on this machine: molecule scenarios, tests and `make lab` may all ask for
+  # images at once, and two debootstraps into the same root would break each other.
+  exec 9>"$STATE_DIR/images.lock"
+  flock 9
   build_base
   for d in "$LAB_DIR"/images/*/; do
     d=$(basename "$d")
