@@ -5,12 +5,12 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-benches=${BENCH:-pgvector_index milvus_index}
+benches=${BENCH:-pgvector_index pgvector_recall milvus_index}
 rc=0
 for b in $benches; do
   echo "=== bench $b"
   case "$b" in
-    pgvector_index|milvus_index)
+    pgvector_index|pgvector_recall|milvus_index)
       python "bench/$b.py" ${BENCH_ARGS:-} || rc=1 ;;
     bluegreen_switch)
       tools/molecule.sh --prepare-only bluegreen
@@ -18,7 +18,7 @@ for b in $benches; do
       python bench/bluegreen_switch.py ${BENCH_ARGS:-} || rc=1
       molecule destroy -s bluegreen
       docker volume rm -f aistack-mol-bluegreen-docker >/dev/null 2>&1 || true ;;
-    *) echo "unknown benchmark '$b' (pgvector_index, milvus_index, bluegreen_switch)" >&2; exit 2 ;;
+    *) echo "unknown benchmark '$b' (pgvector_index, pgvector_recall, milvus_index, bluegreen_switch)" >&2; exit 2 ;;
   esac
 done
 exit "$rc"

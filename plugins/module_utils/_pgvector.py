@@ -90,6 +90,18 @@ MEMORY_CAP_FRACTION = 0.25
 PARALLEL_MIN_DATA_MB = 16
 PG_MIN_MWM_PER_PARTICIPANT_MB = 32  # PostgreSQL's plan_create_index_workers() rule
 
+# Search quality: ivfflat training, re-training, search settings, recall.
+DEFAULT_MIN_ROWS_PER_LIST = 50  # pgvector's k-means samples up to 50 rows a list
+AUTO_LISTS_SQRT_ABOVE = 1000000  # pgvector: rows / 1000 up to 1M rows, sqrt(rows) beyond
+DEFAULT_RECALL_K = 10
+DEFAULT_RECALL_SAMPLE = 100
+HNSW_DEFAULT_EF_SEARCH = 40
+EF_SEARCH_MAX = 1000
+RECALL_SEED = 0.42  # setseed(): the same sample of rows while the table is unchanged
+COMMENT_MARK = 'aistack.infra.pgvector_index'
+SEARCH_SETTING = {'ivfflat': 'ivfflat.probes', 'hnsw': 'hnsw.ef_search'}
+DISTANCE_OPERATORS = {'l2': '<->', 'ip': '<#>', 'cosine': '<=>', 'l1': '<+>', 'hamming': '<~>', 'jaccard': '<%>'}
+
 # ---------------------------------------------------------------------------------------
 # Small pure helpers
 # ---------------------------------------------------------------------------------------
@@ -192,6 +204,99 @@ def _balanced(text):
     return depth == 0
 
 
+def auto_lists(rows):
+    """pgvector's recommendation: rows / 1000 up to 1M rows, sqrt(rows) beyond; bounded to 1..32768."""
+    rows = max(int(rows or 0), 0)
+    lists = rows // 1000 if rows <= AUTO_LISTS_SQRT_ABOVE else int(math.sqrt(rows))
+    low, high = PARAM_RANGES['lists']
+    return max(low, min(lists, high))
+
+
+def auto_lists_rule(rows):
+    return 'rows / 1000' if rows <= AUTO_LISTS_SQRT_ABOVE else 'sqrt(rows)'
+
+
+def recommended_probes(lists):
+    """pgvector's starting point for ivfflat.probes: sqrt(lists)."""
+    return max(1, int(math.ceil(math.sqrt(max(int(lists), 1)))))
+
+
+def recommended_ef_search(k):
+    """hnsw.ef_search: pgvector's default 40, and never below k (a scan returns at most ef_search rows)."""
+    return min(max(HNSW_DEFAULT_EF_SEARCH, int(k)), EF_SEARCH_MAX)
+
+
+def search_candidates(method, lists, k, find_minimum):
+    """Values of the search setting to measure, in order: one (the recommendation), or the ladder that
+    finds the smallest value reaching min_recall (ivfflat: 1, 2, 4 ... lists; hnsw: k, 2k ... 1000)."""
+    if method == 'ivfflat':
+        if not find_minimum:
+            return [recommended_probes(lists)]
+        values, value = [], 1
+        while value < lists:
+            values.append(value)
+            value *= 2
+        return values + [lists]
+    if not find_minimum:
+        return [recommended_ef_search(k)]
+    values, value = [], max(int(k), 1)
+    while value < EF_SEARCH_MAX:
+        values.append(value)
+        value *= 2
+    return values + [EF_SEARCH_MAX]
+
+
+def distance_operator(opclass):
+    """The operator an opclass serves: vector_cosine_ops -> '<=>'."""
+    kind = opclass.split('_')[1]
+    return DISTANCE_OPERATORS[kind]
+
+
+def render_comment(schema, name, trained_rows, lists, lists_source):
+    text = '%s trained_rows=%d lists=%d lists_source=%s' % (COMMENT_MARK, trained_rows, lists, lists_source)
+    return 'COMMENT ON INDEX %s IS %%s' % qualify(schema, name), [text]
+
+
+def parse_trained_rows(comment):
+    """The row count recorded by render_comment(), or None."""
+    if not comment or COMMENT_MARK not in comment:
+        return None
+    match = re.search(r'\btrained_rows=(\d+)', comment)
+    return int(match.group(1)) if match else None
+
+
+def recall_of_query(exact, found):
+    """Share of the exact top-k that the index returned. ``exact``/``found``: [(row id, distance)].
+
+    An index row at the same distance as the k-th exact row counts as a hit (ties have no order).
+    """
+    if not exact:
+        return 1.0
+    truth = set(row for row, _dist in exact)
+    kth = exact[-1][1]
+    tolerance = 1e-6 * max(1.0, abs(kth))
+    hits = sum(1 for row, dist in found if row in truth or (dist is not None and dist <= kth + tolerance))
+    return min(hits, len(exact)) / float(len(exact))
+
+
+def render_search_default(setting, value, dbname, role=None):
+    if setting not in SEARCH_SETTING.values():
+        raise PgvectorIndexError('invalid search setting %r' % setting)
+    if role:
+        return ('ALTER ROLE %s IN DATABASE %s SET %s = %%s' % (quote_ident(role), quote_ident(dbname), setting),
+                [str(value)])
+    return 'ALTER DATABASE %s SET %s = %%s' % (quote_ident(dbname), setting), [str(value)]
+
+
+def parse_setconfig(setconfig):
+    """['ivfflat.probes=5', 'work_mem=64MB'] -> {'ivfflat.probes': '5', 'work_mem': '64MB'}."""
+    result = {}
+    for item in setconfig or []:
+        key, _sep, val = item.partition('=')
+        result[key] = val
+    return result
+
+
 def allowed_opclasses(col_type, method):
     return [name for name in OPCLASS_NAMES
             if OPCLASSES[name][0] == col_type and method in OPCLASSES[name][1]]
@@ -276,9 +381,23 @@ def validate_params(params):
                    ', '.join(allowed_opclasses(OPCLASSES[opclass][0], method)) or 'none'))
 
     index_params = {}
+    lists = params.get('lists')
+    if isinstance(lists, str):
+        text = lists.strip().lower()
+        if text == 'auto':
+            lists = 'auto'
+        elif re.match(r'^-?\d+$', text):
+            lists = int(text)
+        else:
+            raise PgvectorIndexError("lists: %r is not valid; use 'auto' or an integer from %d to %d"
+                                     % (params.get('lists'), PARAM_RANGES['lists'][0], PARAM_RANGES['lists'][1]))
+    if lists == 'auto' and method != 'ivfflat':
+        raise PgvectorIndexError('lists: auto sizes the lists of an ivfflat index and applies to method=ivfflat '
+                                 'only; method=%s takes: %s' % (method, ', '.join(METHOD_PARAMS[method])))
+    req['lists_auto'] = method == 'ivfflat' and lists in (None, 'auto')
     for key in ('lists', 'm', 'ef_construction'):
-        value = params.get(key)
-        if value is None:
+        value = lists if key == 'lists' else params.get(key)
+        if value is None or value == 'auto':
             continue
         if key not in METHOD_PARAMS[method]:
             raise PgvectorIndexError('%s: applies to method=%s only; method=%s takes: %s'
@@ -296,6 +415,7 @@ def validate_params(params):
                                     '' if params.get('ef_construction') is not None else ' (the default)',
                                     index_params['m'], 2 * index_params['m']))
     req['params'] = index_params
+    _validate_quality_params(params, req)
 
     mwm = params.get('maintenance_work_mem')
     if mwm is None or str(mwm).strip().lower() == 'auto':
@@ -326,6 +446,68 @@ def validate_params(params):
             raise PgvectorIndexError('%s: %r must be a positive integer' % (key, value))
         req[key] = value
     return req
+
+
+def _number(value, param, kind):
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise PgvectorIndexError('%s: %r is not a number' % (param, value))
+
+
+def _validate_quality_params(params, req):
+    """Training, re-training, search settings and recall parameters (see the module's DOCUMENTATION)."""
+    method = req['method']
+    per_list = _number(params.get('min_rows_per_list'), 'min_rows_per_list', int)
+    if per_list is None:
+        per_list = DEFAULT_MIN_ROWS_PER_LIST
+    if per_list < 1:
+        raise PgvectorIndexError('min_rows_per_list: %r must be at least 1 (rows needed per ivfflat list '
+                                 'before the index is built)' % (per_list,))
+    req['min_rows_per_list'] = per_list
+
+    factor = _number(params.get('retrain_growth_factor'), 'retrain_growth_factor', float)
+    if factor is not None:
+        if method != 'ivfflat':
+            raise PgvectorIndexError('retrain_growth_factor: applies to method=ivfflat only (an hnsw graph has '
+                                     'no trained lists); remove it for method=%s' % method)
+        if factor <= 1 or math.isinf(factor) or math.isnan(factor):
+            raise PgvectorIndexError('retrain_growth_factor: %r must be greater than 1: the index is rebuilt when '
+                                     'the table holds more than this many times the rows it was trained on '
+                                     '(for example 2)' % (params.get('retrain_growth_factor'),))
+    req['retrain_growth_factor'] = factor
+
+    min_recall = _number(params.get('min_recall'), 'min_recall', float)
+    if min_recall is not None and not 0 < min_recall <= 1:
+        raise PgvectorIndexError('min_recall: %r is outside (0, 1]; give the lowest acceptable recall@k as a '
+                                 'fraction, for example 0.95' % (params.get('min_recall'),))
+    req['min_recall'] = min_recall
+    req['recall'] = bool(params.get('recall_check')) or min_recall is not None
+    sample = _number(params.get('recall_sample_size'), 'recall_sample_size', int)
+    k = _number(params.get('recall_k'), 'recall_k', int)
+    if (sample is not None or k is not None) and not req['recall']:
+        raise PgvectorIndexError('%s: set recall_check: true (or min_recall) to measure recall'
+                                 % ('recall_sample_size' if sample is not None else 'recall_k'))
+    if sample is not None and sample < 1:
+        raise PgvectorIndexError('recall_sample_size: %r must be at least 1 (rows used as queries)' % (sample,))
+    if k is not None and not 1 <= k <= EF_SEARCH_MAX:
+        raise PgvectorIndexError('recall_k: %r is out of range; allowed values: 1..%d' % (k, EF_SEARCH_MAX))
+    req['recall_sample_size'] = sample
+    req['recall_k'] = k if k is not None else DEFAULT_RECALL_K
+
+    req['search_defaults_database'] = bool(params.get('search_defaults_database'))
+    roles = params.get('search_defaults_roles') or []
+    for role in roles:
+        if not role or not str(role).strip():
+            raise PgvectorIndexError('search_defaults_roles: role names must not be empty')
+    req['search_defaults_roles'] = [str(role) for role in roles]
+    if req['state'] == 'absent' and (req['recall'] or req['search_defaults_database'] or roles or factor):
+        raise PgvectorIndexError('state=absent takes no recall_check, min_recall, retrain_growth_factor or '
+                                 'search_defaults_* options')
 
 
 def _semicolon_in_literal_only(text):
@@ -424,14 +606,22 @@ def existing_definition(row):
         'expressions': bool(row.get('has_expressions')),
         'indexdef': row.get('indexdef'),
         'valid': bool(row.get('valid')),
+        'comment': row.get('comment'),
     }
 
 
-def compare_definitions(existing, desired):
-    """Return the differences as a list of dicts {key, existing, desired}; empty when equal."""
+def compare_definitions(existing, desired, ignore_params=()):
+    """Return the differences as a list of dicts {key, existing, desired}; empty when equal.
+
+    ``ignore_params``: index parameters not compared (``lists`` when it is ``auto``: any trained size is
+    accepted, and re-training is retrain_growth_factor's decision).
+    """
     diffs = []
     for key in COMPARED_KEYS:
         have, want = existing.get(key), desired.get(key)
+        if key == 'params' and ignore_params:
+            have = dict((k, v) for k, v in (have or {}).items() if k not in ignore_params)
+            want = dict((k, v) for k, v in (want or {}).items() if k not in ignore_params)
         if key == 'where':
             have = normalize_predicate_text(have)
             want = normalize_predicate_text(want)
@@ -635,6 +825,21 @@ def plan_build_settings(method, rows, elem_bytes, params, ext_version, requested
     return settings, info
 
 
+def plan_index_names(plan):
+    """Every 'Index Name' in an EXPLAIN (FORMAT JSON) result."""
+    names = set()
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if 'Index Name' in node:
+                names.add(node['Index Name'])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
+
+
 def read_local_host_facts(meminfo_path='/proc/meminfo', shm_path='/dev/shm'):
     """Memory (MemTotal), usable CPU count (os.cpu_count() bounded by affinity) and free /dev/shm of this host."""
     try:
@@ -676,7 +881,7 @@ SELECT c.relname, n.nspname, c.relkind, t.relname, am.amname, i.indisvalid, i.in
              LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord),
        ARRAY(SELECT oc.opcname::text FROM unnest(i.indclass::oid[]) WITH ORDINALITY AS k(opc, ord)
              JOIN pg_opclass oc ON oc.oid = k.opc ORDER BY k.ord),
-       tn.nspname
+       tn.nspname, obj_description(c.oid, 'pg_class')
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_index i ON i.indexrelid = c.oid
@@ -708,6 +913,11 @@ class PgvectorIndexManager(object):
         self.warnings = []
         self.build_info = None
         self.build_seconds = None
+        self.decisions = []
+        self.deferred = False
+        self.training = None
+        self.search_settings = None
+        self.recall = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -767,6 +977,7 @@ class PgvectorIndexManager(object):
             'valid': row[5] and row[6], 'unique': row[7], 'has_expressions': row[8], 'predicate': row[9],
             'indexdef': row[10], 'reloptions': row[11], 'columns': list(row[12] or []),
             'opclasses': list(row[13] or []), 'table_schema': row[14],
+            'comment': row[15] if len(row) > 15 else None,
         }
 
     def read_table(self):
@@ -978,26 +1189,57 @@ class PgvectorIndexManager(object):
         desired = desired_definition(req, opclass, req['where'])
         if ext['installed']:
             desired['where'] = self.normalize_where(desired, ext['schema'])
+        self.check_roles()
+        ivfflat = req['method'] == 'ivfflat'
+        rows = self.count_vectors(desired['where']) if ivfflat or req['recall'] else None
+        if req['recall'] and req['recall_sample_size'] is not None and req['recall_sample_size'] > rows:
+            raise PgvectorIndexError(
+                'recall_sample_size: %d is larger than the %d rows (non-NULL %s) of %s.%s%s; give at most %d '
+                'or leave it unset (then min(%d, rows) are sampled). Nothing was changed.'
+                % (req['recall_sample_size'], rows, req['column'], req['schema'], req['table'],
+                   ' matching the where predicate' if desired['where'] else '', rows, DEFAULT_RECALL_SAMPLE))
+        if ivfflat and req['lists_auto']:
+            desired['params']['lists'] = auto_lists(rows)
+            self.decisions.append('lists: auto chose %d for %d rows (%s, bounded to 1..32768)'
+                                  % (desired['params']['lists'], rows, auto_lists_rule(rows)))
+
         existing = existing_definition(existing_row) if existing_row else None
         before = public_definition(existing) if existing else {}
+        trained_rows = parse_trained_rows(existing.get('comment')) if existing else None
 
+        action = None
         if existing and existing['valid']:
-            diffs = compare_definitions(existing, desired)
-            if not diffs:
-                return self._result(False, before, before, before_def=existing)
-            if req['recreate'] == 'never':
-                raise PgvectorIndexError(
-                    'index %s.%s exists with a different definition (%s). Nothing was changed; set '
-                    'recreate: on_change to rebuild it, or choose another name.'
-                    % (req['schema'], req['name'], format_differences(diffs)),
-                    differences=diffs, diff={'before': before, 'after': public_definition(desired)})
-            action = 'recreate'
+            diffs = compare_definitions(existing, desired, ignore_params=('lists',) if req['lists_auto'] else ())
+            if diffs:
+                if req['recreate'] == 'never':
+                    raise PgvectorIndexError(
+                        'index %s.%s exists with a different definition (%s). Nothing was changed; set '
+                        'recreate: on_change to rebuild it, or choose another name.'
+                        % (req['schema'], req['name'], format_differences(diffs)),
+                        differences=diffs, diff={'before': before, 'after': public_definition(desired)})
+                action = 'recreate'
+                self.decisions.append('recreate: the definition differs (%s)' % format_differences(diffs))
+            else:
+                action = self._retrain_decision(rows, trained_rows)
+                if action is None:
+                    if req['lists_auto']:
+                        desired['params']['lists'] = existing['params']['lists']
+                    self.decisions.append('unchanged: index %s.%s matches the definition'
+                                          % (req['schema'], req['name']))
         elif existing:
             action = 'rebuild_invalid'
             self.warnings.append('index %s.%s is invalid (a failed or interrupted concurrent build); rebuilding it'
                                  % (req['schema'], req['name']))
+            self.decisions.append('rebuild: the index is invalid')
         else:
             action = 'create'
+            self.decisions.append('create: index %s.%s does not exist' % (req['schema'], req['name']))
+
+        self.training = self._training_info(rows, desired, trained_rows) if ivfflat else None
+        if action and ivfflat and rows < desired['params']['lists'] * req['min_rows_per_list']:
+            return self._deferred(action, rows, desired, existing, before)
+        if action is None:
+            return self._finish(False, before, before, existing, None, ext, built=False)
 
         settings = self._build_settings(table, desired, ext)
         concurrently = req['concurrently']
@@ -1006,14 +1248,19 @@ class PgvectorIndexManager(object):
         create_name = None
         if action == 'rebuild_invalid':
             steps.append(('sql',) + render_drop(req['schema'], req['name'], concurrently=concurrently))
-        elif action == 'recreate':
+        elif action in ('recreate', 'retrain'):
             create_name, drop_leftover = self._temporary_name()
             if drop_leftover:
                 steps.append(('sql',) + render_drop(req['schema'], create_name, concurrently=concurrently))
         steps.append(('build',) + render_create(desired, ext['schema'], concurrently, create_name))
-        if action == 'recreate':
+        if create_name:
             steps.append(('sql',) + render_drop(req['schema'], req['name'], concurrently=concurrently))
             steps.append(('sql',) + render_rename(req['schema'], create_name, req['name']))
+        if ivfflat:
+            steps.append(('sql',) + render_comment(req['schema'], req['name'], rows, desired['params']['lists'],
+                                                   'auto' if req['lists_auto'] else 'explicit'))
+            self.training['trained_rows'] = rows
+            self.training['retrain_at_rows'] = self._retrain_at(rows)
         self._execute_plan(steps, transactional=not concurrently,
                            cleanup=(req['schema'], create_name or req['name']) if concurrently else None)
 
@@ -1027,7 +1274,241 @@ class PgvectorIndexManager(object):
             sql, values = render_create(desired, ext['schema'], False)
             after['indexdef'] = interpolate(sql, values)
             after['valid'] = None
-        return self._result(True, before, after, before_def=existing, after_def=after_def)
+        return self._finish(True, before, after, existing, after_def or desired, ext, built=True)
+
+    # -- training, search settings, recall ---------------------------------------------------------
+
+    def _retrain_at(self, trained_rows):
+        factor = self.req['retrain_growth_factor']
+        if factor is None or trained_rows is None:
+            return None
+        return int(math.floor(trained_rows * factor))
+
+    def _retrain_decision(self, rows, trained_rows):
+        """'retrain' when the opt-in growth factor says the table outgrew the index's training."""
+        req = self.req
+        factor = req['retrain_growth_factor']
+        if req['method'] != 'ivfflat' or factor is None:
+            return None
+        if trained_rows is None:
+            self.decisions.append('retrain: the index records no training row count (built outside this module '
+                                  'or before it recorded one) and retrain_growth_factor is set; rebuilding it '
+                                  'on the %d rows there now' % rows)
+            return 'retrain'
+        if rows > trained_rows * factor:
+            self.decisions.append('retrain: the table grew from %d rows (when the index was trained) to %d, more '
+                                  'than retrain_growth_factor %g times' % (trained_rows, rows, factor))
+            return 'retrain'
+        self.decisions.append('no retrain: %d rows, the index was trained on %d; rebuilt above %d rows'
+                              % (rows, trained_rows, self._retrain_at(trained_rows)))
+        return None
+
+    def _training_info(self, rows, desired, trained_rows):
+        req = self.req
+        lists = desired['params']['lists']
+        return {
+            'rows': rows,
+            'lists': lists,
+            'lists_source': 'auto' if req['lists_auto'] else 'explicit',
+            'min_rows_per_list': req['min_rows_per_list'],
+            'rows_needed': lists * req['min_rows_per_list'],
+            'trained_rows': trained_rows,
+            'retrain_growth_factor': req['retrain_growth_factor'],
+            'retrain_at_rows': self._retrain_at(trained_rows),
+        }
+
+    def _deferred(self, action, rows, desired, existing, before):
+        req = self.req
+        lists = desired['params']['lists']
+        needed = lists * req['min_rows_per_list']
+        what = {'create': 'not built', 'rebuild_invalid': 'not rebuilt (the invalid index stays)',
+                'recreate': 'not rebuilt (the existing index stays)',
+                'retrain': 'not re-trained (the existing index stays)'}[action]
+        message = ('ivfflat index %s.%s %s: %s.%s has %d rows (non-NULL %s%s), fewer than the %d needed to train '
+                   '%d list(s) (min_rows_per_list %d). An ivfflat index clusters the rows present when it is built and '
+                   'never moves its centroids, so a build now would serve poor recall. Run this task again once the '
+                   'table holds at least %d rows: it builds the index then.'
+                   % (req['schema'], req['name'], what, req['schema'], req['table'], rows, req['column'],
+                      ', matching the predicate' if desired['where'] else '', needed, lists, req['min_rows_per_list'],
+                      needed))
+        self.warnings.append(message)
+        self.decisions.append('deferred: ' + message)
+        self.deferred = True
+        if existing and existing['valid']:
+            return self._finish(False, before, before, existing, None, None, built=False)
+        return self._finish(False, before, before, None, None, None, built=False)
+
+    def _finish(self, changed, before, after, existing, after_def, ext, built):
+        """Search recommendation, recall check and search defaults for the index now in place."""
+        req = self.req
+        current = after_def if built else (existing if existing and existing['valid'] else None)
+        if current is None:
+            if req['recall']:
+                self.recall = {'measured': False, 'reason': 'no index to measure'}
+            return self._result(changed, before, after)
+        method = current['method']
+        setting = SEARCH_SETTING[method]
+        lists = current['params'].get('lists')
+        k = req['recall_k']
+        if method == 'ivfflat':
+            value, source = recommended_probes(lists), 'sqrt(lists) = sqrt(%d)' % lists
+        else:
+            value, source = recommended_ef_search(k), "pgvector's default 40, at least recall_k %d" % k
+        if req['recall']:
+            if self.check_mode and built:
+                self.recall = {'measured': False,
+                               'reason': 'check mode: the index would be built first, so recall is measured '
+                                         'on the real run'}
+                self.decisions.append('recall: not measured in check mode (the index would be built first)')
+            else:
+                value, source = self._check_recall(current, ext, setting, value, source)
+        self.search_settings = {setting: value, 'source': source}
+        self.decisions.append('search: %s = %s (%s)' % (setting, value, source))
+        changed = self._apply_search_defaults(setting, value) or changed
+        return self._result(changed, before, after)
+
+    def _check_recall(self, current, ext, setting, value, source):
+        req = self.req
+        rows = self.count_vectors(current.get('where'))
+        sample = req['recall_sample_size'] or min(DEFAULT_RECALL_SAMPLE, rows)
+        if sample < 1:
+            self.recall = {'measured': False, 'reason': 'the table has no rows to sample'}
+            self.decisions.append('recall: not measured, the table has no rows')
+            return value, source
+        k = req['recall_k']
+        find_minimum = req['min_recall'] is not None
+        candidates = search_candidates(current['method'], current['params'].get('lists') or 1, k, find_minimum)
+        schema = (ext or {}).get('schema') or self.read_extension()['schema']
+        tried = self.measure_recall(current, schema, setting, candidates, k, sample, req['min_recall'])
+        best = tried[-1]
+        self.recall = {'measured': True, 'k': k, 'sample_size': sample, 'rows': rows, 'setting': setting,
+                       'value': best['value'], 'recall_at_k': best['recall_at_k'], 'tried': tried,
+                       'min_recall': req['min_recall']}
+        self.decisions.append('recall: recall@%d = %.4f at %s = %s (%d sampled rows as queries, exact scan in the '
+                              'same transaction)' % (k, best['recall_at_k'], setting, best['value'], sample))
+        if find_minimum and best['recall_at_k'] < req['min_recall']:
+            raise PgvectorIndexError(
+                'min_recall: index %s.%s reaches recall@%d = %.4f at best (%s = %s, the highest tried; %d sampled '
+                'rows), below min_recall %g. Measured: %s.'
+                % (req['schema'], req['name'], k, best['recall_at_k'], setting, best['value'], sample,
+                   req['min_recall'], ', '.join('%s=%s: %.4f' % (setting, t['value'], t['recall_at_k'])
+                                                for t in tried)),
+                recall=self.recall, recall_at_k=best['recall_at_k'], training=self.training,
+                decisions=list(self.decisions))
+        if find_minimum:
+            return best['value'], 'measured: the smallest value tried reaching min_recall %g' % req['min_recall']
+        return value, source
+
+    def measure_recall(self, current, ext_schema, setting, candidates, k, sample, min_recall):
+        """recall@k of the index against an exact scan, one REPEATABLE READ snapshot, nothing written.
+
+        Rows sampled with a fixed seed serve as queries; the exact top-k comes from a sequential scan
+        (index scans off), the index's from the index (sequential scans off, the plan checked to use
+        this index), for each candidate value of the search setting until one reaches ``min_recall``.
+        """
+        req = self.req
+        table = qualify(req['schema'], req['table'])
+        col = quote_ident(req['column'])
+        op = 'OPERATOR(%s.%s)' % (quote_ident(ext_schema), distance_operator(current['opclass']))
+        pred = (' AND (%s)' % current['where'].replace('%', '%%')) if current.get('where') else ''
+        probe = '(SELECT %s FROM %s WHERE ctid = %%s::tid)' % (col, table)
+        query = ('SELECT ctid::text, (%s %s %s)::float8 FROM %s WHERE %s IS NOT NULL%s ORDER BY %s %s %s LIMIT %d'
+                 % (col, op, probe, table, col, pred, col, op, probe, k))
+        cur = self.conn.cursor()
+        try:
+            cur.execute('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+            try:
+                cur.execute('SET LOCAL max_parallel_workers_per_gather = 0')
+                cur.execute('SELECT setseed(%s)', (RECALL_SEED,))
+                cur.execute('SELECT ctid::text FROM %s WHERE %s IS NOT NULL%s ORDER BY random() LIMIT %%s'
+                            % (table, col, pred), (sample,))
+                samples = [row[0] for row in cur.fetchall()]
+                for name in ('enable_indexscan', 'enable_bitmapscan', 'enable_indexonlyscan'):
+                    cur.execute('SET LOCAL %s = off' % name)
+                exact = {}
+                for tid in samples:
+                    cur.execute(query, (tid, tid))
+                    exact[tid] = cur.fetchall()
+                cur.execute('SET LOCAL enable_indexscan = on')
+                cur.execute('SET LOCAL enable_seqscan = off')
+                cur.execute('EXPLAIN (FORMAT JSON) ' + query, (samples[0], samples[0]))
+                used = plan_index_names(cur.fetchone()[0])
+                if req['name'] not in used:
+                    raise PgvectorIndexError(
+                        'recall_check: the planner did not use index %s.%s for the nearest-neighbour query '
+                        '(it chose %s); recall was not measured'
+                        % (req['schema'], req['name'], ', '.join(sorted(used)) or 'no index'))
+                tried = []
+                for value in candidates:
+                    cur.execute('SET LOCAL %s = %%s' % setting, (str(value),))
+                    per_query = []
+                    for tid in samples:
+                        cur.execute(query, (tid, tid))
+                        per_query.append(recall_of_query(exact[tid], cur.fetchall()))
+                    recall = round(sum(per_query) / len(per_query), 4)
+                    tried.append({'value': value, 'recall_at_k': recall})
+                    if min_recall is None or recall >= min_recall:
+                        break
+                return tried
+            finally:
+                cur.execute('ROLLBACK')
+        except psycopg2.Error as exc:
+            raise PgvectorIndexError('recall_check: measuring recall failed: %s' % str(exc).strip())
+        finally:
+            cur.close()
+
+    def _apply_search_defaults(self, setting, value):
+        """ALTER DATABASE / ROLE ... IN DATABASE ... SET <setting>, only where it differs. True when changed."""
+        req = self.req
+        targets = ([None] if req['search_defaults_database'] else []) + list(req['search_defaults_roles'])
+        if not targets:
+            return False
+        dbname = self._dbname()
+        current = self.read_search_defaults()
+        changed = False
+        applied = []
+        for role in targets:
+            have = current.get(role, {}).get(setting)
+            where = 'role %s in database %s' % (role, dbname) if role else 'database %s' % dbname
+            if have == str(value):
+                self.decisions.append('search defaults: %s already has %s = %s' % (where, setting, value))
+            else:
+                self.decisions.append('search defaults: %s %s %s = %s (was %s)'
+                                      % (where, 'would get' if self.check_mode else 'gets', setting, value,
+                                         have if have is not None else 'unset'))
+                self._run(render_search_default(setting, value, dbname, role))
+                changed = True
+            applied.append({'database': dbname, 'role': role, 'setting': setting, 'value': value,
+                            'before': have, 'changed': have != str(value)})
+        self.search_settings['defaults'] = applied
+        return changed
+
+    def read_search_defaults(self):
+        """{None: {setting: value}} for the database, {role: {...}} for role-in-database settings."""
+        rows = self._query('SELECT r.rolname, s.setconfig FROM pg_db_role_setting s '
+                           'LEFT JOIN pg_roles r ON r.oid = s.setrole '
+                           'WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())')
+        return dict((role, parse_setconfig(config)) for role, config in rows)
+
+    def check_roles(self):
+        roles = self.req['search_defaults_roles']
+        if not roles:
+            return
+        found = set(row[0] for row in self._query('SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)',
+                                                  (list(roles),)))
+        missing = [role for role in roles if role not in found]
+        if missing:
+            raise PgvectorIndexError('search_defaults_roles: role(s) %s do not exist; nothing was changed'
+                                     % ', '.join(missing))
+
+    def count_vectors(self, where):
+        """Rows an index on the column would hold: non-NULL values, matching the predicate if any."""
+        sql = 'SELECT count(%s) FROM %s' % (quote_ident(self.req['column']),
+                                            qualify(self.req['schema'], self.req['table']))
+        if where:
+            sql += ' WHERE ' + where
+        row = self._one(sql)
+        return int(row[0]) if row else 0
 
     def _temporary_name(self):
         """Name for the replacement index; (name, True) when an invalid leftover of ours must go first."""
@@ -1113,6 +1594,12 @@ class PgvectorIndexManager(object):
             'build_settings': self.build_info or {},
             'build_seconds': self.build_seconds,
             'diff': {'before': before, 'after': after},
+            'deferred': self.deferred,
+            'decisions': list(self.decisions),
+            'training': self.training or {},
+            'search_settings': self.search_settings or {},
+            'recall': self.recall or {},
+            'recall_at_k': (self.recall or {}).get('recall_at_k'),
         }
         if self.warnings:
             result['warnings'] = list(self.warnings)

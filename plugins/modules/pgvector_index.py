@@ -23,8 +23,21 @@ description:
     (C(pg_index.indisvalid = false)) and rebuilt.
   - Sets C(maintenance_work_mem) and C(max_parallel_maintenance_workers) for the build only (its own session),
     sized from the table and the server by default, and returns what it used and how long the build took.
-  - Everything is validated (parameters, table, column type and dimension, pgvector version, the predicate)
-    before anything is changed.
+  - Everything is validated (parameters, table, column type and dimension, pgvector version, the predicate,
+    the recall sample size against the table's rows, the roles of O(search_defaults_roles)) before anything
+    is changed.
+  - B(Search quality.) An ivfflat index clusters the rows present when it is built and never moves its
+    centroids; built on an empty or nearly empty table it serves poor recall for ever. So the module sizes
+    O(lists) from the table (O(lists=auto), the default), B(defers) the build while the table holds too few rows
+    to train it (not changed, with a warning saying why and from how many rows it will be built; run the task
+    again later), records in the index's comment how many rows it was trained on, and with
+    O(retrain_growth_factor) rebuilds it (concurrently, under a temporary name) once the table has grown past
+    that factor.
+  - It returns the recommended search setting (C(ivfflat.probes) = sqrt(lists), or C(hnsw.ef_search)), can set
+    it as the default of the database or of roles (O(search_defaults_database), O(search_defaults_roles)), and
+    can measure recall@k against an exact scan (O(recall_check), O(min_recall)).
+  - Every decision (lists chosen, deferred, built, re-trained, search setting, recall, defaults) is listed in
+    RV(decisions), in check mode too, where nothing is done.
 author:
   - aistack.infra maintainers (@aistack)
 extends_documentation_fragment:
@@ -87,9 +100,76 @@ options:
       - bit_jaccard_ops
   lists:
     description:
-      - Number of inverted lists of an ivfflat index, 1 to 32768 (pgvector's default 100 when omitted).
-      - Only with O(method=ivfflat).
+      - Number of inverted lists of an ivfflat index, 1 to 32768, or V(auto); omitted means V(auto).
+      - V(auto) follows pgvector's advice from the rows the index would hold (non-NULL values matching O(where)),
+        counted when the task runs, rows / 1000 up to 1 million rows, sqrt(rows) beyond, bounded to 1..32768. The
+        chosen value is returned in RV(training). An existing index is accepted with whatever number of lists
+        it was trained with (it is rebuilt only through O(retrain_growth_factor), O(recreate) for other changes, or
+        when invalid).
+      - Only with O(method=ivfflat); V(auto) with O(method=hnsw) is an error.
+    type: raw
+  min_rows_per_list:
+    description:
+      - An ivfflat index is built only when the table holds at least O(lists) x this many rows (pgvector trains
+        each list on up to 50 sampled rows). With fewer, the build is B(deferred), not changed, with a warning;
+        the next run that finds enough rows builds it.
+      - Applies to every ivfflat build (create, O(recreate), re-train, invalid index); an existing index is kept
+        while a rebuild is deferred.
     type: int
+    default: 50
+  retrain_growth_factor:
+    description:
+      - Rebuild an ivfflat index when the table holds more than this many times the rows the index was trained
+        on (recorded in the index's comment at build time), with O(lists) sized again when V(auto). Greater
+        than 1, for example V(2).
+      - An ivfflat index without that record (built by hand or by an older release) is rebuilt once when this is
+        set.
+      - The rebuild is built concurrently under a temporary name and swapped in, as for O(recreate=on_change).
+      - Unset, an index is never re-trained. Only with O(method=ivfflat).
+    type: float
+  recall_check:
+    description:
+      - Measure recall@k of the index after the run, on a snapshot of the table. O(recall_sample_size) rows
+        sampled with a fixed seed serve as queries, the index's top O(recall_k) (sequential scans disabled,
+        the plan checked to use this index) is compared with an exact scan (index scans disabled) in the same
+        C(REPEATABLE READ READ ONLY) transaction, at the recommended search setting. Nothing is written.
+      - A row the index returns at the same distance as the exact k-th row counts as found (ties).
+      - Each sampled query is answered by an exact scan of the table; on large tables keep the sample small.
+      - In check mode the recall of an existing index that would not change is measured; an index that would
+        be built is not.
+    type: bool
+    default: false
+  recall_sample_size:
+    description:
+      - Rows sampled as queries for the recall check; at most the rows of the table (more is an error before
+        anything changes). Unset means min(100, rows).
+    type: int
+  recall_k:
+    description:
+      - k of recall@k, 1 to 1000; unset means 10. Also the lower bound of the recommended C(hnsw.ef_search).
+    type: int
+  min_recall:
+    description:
+      - Lowest acceptable recall@k, in (0, 1]; implies O(recall_check).
+      - The search setting is then measured from low to high (C(ivfflat.probes) 1, 2, 4 ... lists;
+        C(hnsw.ef_search) k, 2k ... 1000) and the smallest value that reaches O(min_recall) becomes the
+        recommendation; when none does, the task fails with the measured figures.
+    type: float
+  search_defaults_database:
+    description:
+      - Set the recommended search setting (RV(search_settings)) as the default of the database
+        (C(ALTER DATABASE ... SET ivfflat.probes | hnsw.ef_search)), when it differs. New sessions get it.
+      - One value per database; with several vector indexes in a database, set it for the index that matters
+        or per role.
+    type: bool
+    default: false
+  search_defaults_roles:
+    description:
+      - Set the recommended search setting as the default of these roles in this database
+        (C(ALTER ROLE ... IN DATABASE ... SET)), when it differs. The roles must exist.
+    type: list
+    elements: str
+    default: []
   m:
     description:
       - Maximum connections per layer of an hnsw index, 2 to 100 (default 16 when omitted).
@@ -173,6 +253,11 @@ notes:
   - The build settings apply to the module's own session only, which ends with the module.
   - Parallel hnsw builds keep the graph in dynamic shared memory; in containers give C(/dev/shm) at least
     O(maintenance_work_mem).
+  - For ivfflat indexes and for the recall check the module counts the rows on every run (C(count(column)), with
+    the predicate of a partial index), a sequential scan of the table's heap; vectors stored out of line are
+    not read.
+  - The recall check answers each sampled query with an exact scan of the table; on tables of millions of rows
+    keep O(recall_sample_size) small or run it on demand.
 '''
 
 EXAMPLES = r'''
@@ -209,6 +294,23 @@ EXAMPLES = r'''
     opclass: halfvec_l2_ops
     maintenance_work_mem: 4GB
     max_parallel_maintenance_workers: 3
+
+- name: IVFFlat index sized from the table, built once there is data, re-trained as the table grows
+  aistack.infra.pgvector_index:
+    db: rag
+    table: documents
+    column: embedding
+    method: ivfflat
+    opclass: vector_cosine_ops
+    lists: auto
+    retrain_growth_factor: 2
+    min_recall: 0.95
+    search_defaults_roles: [rag_app]
+  register: ivf
+
+- name: Show what it decided
+  ansible.builtin.debug:
+    msg: "{{ ivf.decisions }} recall@10 {{ ivf.recall_at_k }} with {{ ivf.search_settings }}"
 
 - name: Drop the index
   aistack.infra.pgvector_index:
@@ -278,6 +380,55 @@ build_seconds:
   returned: always
   type: float
   sample: 21.4
+deferred:
+  description:
+    - True when an ivfflat build was deferred because the table holds fewer than O(lists) x O(min_rows_per_list)
+      rows; the task is then not changed and warns with the number of rows needed.
+  returned: always
+  type: bool
+  sample: false
+decisions:
+  description: Every decision of the run, in words, in check mode too (where nothing is done).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "lists: auto chose 20 for 20000 rows (rows / 1000, bounded to 1..32768)"
+    - "create: index public.documents_embedding_ivfflat_idx does not exist"
+    - "recall: recall@10 = 0.9980 at ivfflat.probes = 1 (100 sampled rows as queries, exact scan in the same transaction)"
+    - "search: ivfflat.probes = 1 (measured: the smallest value tried reaching min_recall 0.95)"
+training:
+  description:
+    - For ivfflat, the training figures. C(rows) counted now; C(lists) the lists of the index (the chosen
+      value for V(auto)); C(lists_source) V(auto) or V(explicit); C(rows_needed) for a build; C(trained_rows)
+      the rows the index was trained on (from its comment; null when unknown); C(retrain_at_rows) when
+      O(retrain_growth_factor) rebuilds it. Empty for hnsw.
+  returned: always
+  type: dict
+  sample: {rows: 20000, lists: 20, lists_source: auto, min_rows_per_list: 50, rows_needed: 1000,
+           trained_rows: 20000, retrain_growth_factor: 2.0, retrain_at_rows: 40000}
+search_settings:
+  description:
+    - The recommended search setting for the index (C(ivfflat.probes) or C(hnsw.ef_search)) and its C(source);
+      C(defaults) lists the database/role defaults set (or already set). Empty when there is no index.
+  returned: always
+  type: dict
+  sample: {ivfflat.probes: 5, source: sqrt(lists) = sqrt(20),
+           defaults: [{database: rag, role: null, setting: ivfflat.probes, value: 5, before: null, changed: true}]}
+recall:
+  description:
+    - The recall check (O(recall_check) or O(min_recall)), with C(k), C(sample_size), C(rows), C(setting), the C(value)
+      measured last, C(recall_at_k) there, and every value C(tried). C(measured) false with a C(reason) when
+      it could not run (no index, check mode before a build). Empty when not asked for.
+  returned: always
+  type: dict
+  sample: {measured: true, k: 10, sample_size: 100, rows: 20000, setting: ivfflat.probes, value: 1,
+           recall_at_k: 0.998, tried: [{value: 1, recall_at_k: 0.998}], min_recall: 0.95}
+recall_at_k:
+  description: The measured recall@k (see RV(recall)); null when not measured.
+  returned: always
+  type: float
+  sample: 0.998
 differences:
   description: What differs between the existing index and the request (key, existing, desired).
   returned: when the index differs and O(recreate=never) (the module then fails)
@@ -313,7 +464,15 @@ def argument_spec():
         name=dict(type='str', aliases=['index']),
         method=dict(type='str', default='hnsw', choices=['hnsw', 'ivfflat']),
         opclass=dict(type='str', choices=OPCLASS_NAMES),
-        lists=dict(type='int'),
+        lists=dict(type='raw'),
+        min_rows_per_list=dict(type='int', default=50),
+        retrain_growth_factor=dict(type='float'),
+        recall_check=dict(type='bool', default=False),
+        recall_sample_size=dict(type='int'),
+        recall_k=dict(type='int'),
+        min_recall=dict(type='float'),
+        search_defaults_database=dict(type='bool', default=False),
+        search_defaults_roles=dict(type='list', elements='str', default=[]),
         m=dict(type='int'),
         ef_construction=dict(type='int'),
         where=dict(type='str'),

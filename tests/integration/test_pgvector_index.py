@@ -3,6 +3,7 @@
 The module runs through real ansible-playbook (lib.ansible_run); every claim about the server is
 checked with an independent psycopg2 connection (pg_indexes, pg_get_indexdef, pg_index).
 """
+import numpy as np
 import pytest
 
 from lib.ansible_run import run_module
@@ -171,13 +172,18 @@ def test_failed_concurrent_build_leaves_nothing(pg_server, db):  # noqa: F811
 
 def test_ivfflat_partial_index(pg_server, db):  # noqa: F811
     make_table(db, "docs_ivf")
-    params = args(pg_server, table="docs_ivf", column="embedding", method="ivfflat", lists=4,
+    # 40 rows match the predicate: 4 lists x 10 rows a list are enough to train it.
+    params = args(pg_server, table="docs_ivf", column="embedding", method="ivfflat", lists=4, min_rows_per_list=10,
                   opclass="vector_ip_ops", where="cat = 3 AND title IS NOT NULL")
     check = run_module(MODULE, params, check=True)
     assert check["changed"] and indexes(db, "docs_ivf") == {}
     real = run_module(MODULE, params)
     assert not real["failed"], real.get("msg")
-    assert real["executed_queries"][-1] == (
+    assert real["training"]["rows"] == 40 and real["training"]["lists_source"] == "explicit"
+    assert real["executed_queries"][-1] == ('COMMENT ON INDEX "public"."docs_ivf_embedding_ivfflat_idx" IS '
+                                            "'aistack.infra.pgvector_index trained_rows=40 lists=4 "
+                                            "lists_source=explicit'")
+    assert real["executed_queries"][-2] == (
         'CREATE INDEX CONCURRENTLY "docs_ivf_embedding_ivfflat_idx" ON "public"."docs_ivf" USING ivfflat '
         '("embedding" "public"."vector_ip_ops") WITH (lists = 4) WHERE ((cat = 3) AND (title IS NOT NULL))')
     assert indexes(db, "docs_ivf") == {
@@ -280,6 +286,257 @@ def test_create_extension(pg_server, db):  # noqa: F811
         sql(db, "DROP DATABASE ext_test WITH (FORCE)")
 
 
+# --- search quality: training, deferral, re-training, search settings, recall -------------------------------
+
+def clustered(count, dims=16, clusters=12, seed=7, spread=0.15):
+    """Vectors around ``clusters`` random centres (what embeddings of a few topics look like)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dims))
+    picks = rng.integers(0, clusters, size=count)
+    return (centres[picks] + rng.normal(scale=spread, size=(count, dims))).astype(np.float32)
+
+
+def literal(vec):
+    return "[" + ",".join("%.6f" % x for x in vec) + "]"
+
+
+def empty_table(conn, name, dims=16):
+    sql(conn, 'DROP TABLE IF EXISTS "%s" CASCADE' % name)
+    sql(conn, 'CREATE TABLE "%s" (id bigserial PRIMARY KEY, embedding vector(%d))' % (name, dims))
+
+
+def insert(conn, name, vectors):
+    with conn.cursor() as cur:
+        cur.executemany('INSERT INTO "%s" (embedding) VALUES (%%s::vector)' % name, [(literal(v),) for v in vectors])
+
+
+def fetch_vectors(conn, name):
+    rows = sql(conn, 'SELECT id, embedding::text FROM "%s" ORDER BY id' % name)
+    ids = np.array([r[0] for r in rows])
+    vecs = np.array([[float(x) for x in r[1].strip("[]").split(",")] for r in rows])
+    return ids, vecs
+
+
+def exact_top_k(ids, vecs, queries, k, metric):
+    """Exact nearest neighbours computed here, in numpy: the independent side of every recall check."""
+    if metric == "cosine":
+        unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+        qunit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        dist = 1 - qunit @ unit.T
+    else:
+        dist = ((queries[:, None, :] - vecs[None, :, :]) ** 2).sum(axis=2)
+    return [set(ids[np.argsort(row, kind="stable")[:k]].tolist()) for row in dist]
+
+
+def index_top_k(conn, name, queries, k, setting, value, operator):
+    """The index's answers, through this test's own connection and SQL, the index forced."""
+    out = []
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("SET LOCAL %s = %s" % (setting, int(value)))
+        for q in queries:
+            cur.execute('SELECT id FROM "%s" ORDER BY embedding %s %%s::vector LIMIT %d' % (name, operator, k),
+                        (literal(q),))
+            out.append(set(r[0] for r in cur.fetchall()))
+        cur.execute("ROLLBACK")
+    return out
+
+
+def independent_recall(conn, name, query_ids, k, setting, value, metric="l2"):
+    ids, vecs = fetch_vectors(conn, name)
+    position = dict((i, n) for n, i in enumerate(ids.tolist()))
+    queries = vecs[[position[i] for i in query_ids]]
+    truth = exact_top_k(ids, vecs, queries, k, metric)
+    found = index_top_k(conn, name, queries, k, setting, value, "<=>" if metric == "cosine" else "<->")
+    return float(np.mean([len(t & f) / float(len(t)) for t, f in zip(truth, found)]))
+
+
+def index_comment(conn, name):
+    row = sql(conn, "SELECT obj_description(%s::regclass, 'pg_class')", (name,))
+    return row[0][0]
+
+
+def test_seed_order_defers_then_builds_a_trained_index(pg_server, db):  # noqa: F811
+    """The seed's order: empty table, index task, rows, index task again."""
+    empty_table(db, "seed_docs")
+    params = args(pg_server, table="seed_docs", column="embedding", method="ivfflat", opclass="vector_cosine_ops")
+    first = run_module(MODULE, params)
+    assert not first["failed"], first.get("msg")
+    assert first["changed"] is False and first["deferred"] is True
+    assert first["executed_queries"] == []
+    assert indexes(db, "seed_docs") == {}, "an empty table must not get an untrained ivfflat index"
+    warning = " ".join(first.get("warnings", []))
+    assert "seed_docs has 0 rows" in warning and "fewer than the 50 needed" in warning
+    assert "Run this task again once the table holds at least 50 rows" in warning
+    assert first["training"]["lists"] == 1 and first["training"]["rows_needed"] == 50
+
+    insert(db, "seed_docs", clustered(3000))
+    second = run_module(MODULE, params)
+    assert not second["failed"], second.get("msg")
+    assert second["changed"] is True and second["deferred"] is False
+    assert second["training"]["lists"] == 3 and second["training"]["trained_rows"] == 3000
+    assert "lists: auto chose 3 for 3000 rows (rows / 1000, bounded to 1..32768)" in second["decisions"]
+    probes = second["search_settings"]["ivfflat.probes"]
+    assert probes == 2  # ceil(sqrt(3))
+    (indexdef,) = indexes(db, "seed_docs").values()
+    assert "USING ivfflat (embedding vector_cosine_ops) WITH (lists='3')" in indexdef
+    assert index_comment(db, "seed_docs_embedding_ivfflat_idx") == (
+        "aistack.infra.pgvector_index trained_rows=3000 lists=3 lists_source=auto")
+    query_ids = [r[0] for r in sql(db, "SELECT id FROM seed_docs ORDER BY id LIMIT 100")]
+    recall = independent_recall(db, "seed_docs", query_ids, 10, "ivfflat.probes", probes, metric="cosine")
+    assert recall >= 0.95, recall
+
+    third = run_module(MODULE, params)
+    assert third["changed"] is False and third["executed_queries"] == [], third.get("msg")
+
+
+def test_growth_past_the_factor_retrains_with_new_lists(pg_server, db):  # noqa: F811
+    empty_table(db, "grow_docs")
+    insert(db, "grow_docs", clustered(2000, seed=11))
+    params = args(pg_server, table="grow_docs", column="embedding", method="ivfflat")
+    built = run_module(MODULE, params)
+    assert built["changed"] and built["training"]["lists"] == 2, built.get("msg")
+    oid = index_state(db, "grow_docs_embedding_ivfflat_idx")[0]
+
+    insert(db, "grow_docs", clustered(3000, seed=12))
+    # Without the opt-in, a grown table keeps its index.
+    kept = run_module(MODULE, params)
+    assert kept["changed"] is False and kept["executed_queries"] == [], kept.get("msg")
+    assert kept["training"]["rows"] == 5000 and kept["training"]["lists"] == 2
+
+    grow = dict(params, retrain_growth_factor=2)
+    check = run_module(MODULE, grow, check=True)
+    assert check["changed"] is True
+    assert any(d.startswith("retrain: the table grew from 2000 rows") for d in check["decisions"]), check["decisions"]
+    assert index_state(db, "grow_docs_embedding_ivfflat_idx")[0] == oid, "check mode must not rebuild"
+    assert "lists='2'" in index_state(db, "grow_docs_embedding_ivfflat_idx")[1]
+
+    real = run_module(MODULE, grow)
+    assert not real["failed"], real.get("msg")
+    assert real["changed"] is True and real["executed_queries"] == check["executed_queries"]
+    statements = real["executed_queries"]
+    assert statements[-4].startswith('CREATE INDEX CONCURRENTLY "grow_docs_embedding_ivfflat_idx_aisnew"')
+    assert "WITH (lists = 5)" in statements[-4]
+    assert statements[-3:] == [
+        'DROP INDEX CONCURRENTLY "public"."grow_docs_embedding_ivfflat_idx"',
+        'ALTER INDEX "public"."grow_docs_embedding_ivfflat_idx_aisnew" RENAME TO "grow_docs_embedding_ivfflat_idx"',
+        'COMMENT ON INDEX "public"."grow_docs_embedding_ivfflat_idx" IS '
+        "'aistack.infra.pgvector_index trained_rows=5000 lists=5 lists_source=auto'"]
+    new_oid, indexdef, valid = index_state(db, "grow_docs_embedding_ivfflat_idx")
+    assert new_oid != oid and valid is True and "lists='5'" in indexdef
+    assert set(indexes(db, "grow_docs")) == {"grow_docs_embedding_ivfflat_idx"}
+    assert real["training"]["retrain_at_rows"] == 10000
+
+    again = run_module(MODULE, grow)
+    assert again["changed"] is False and again["executed_queries"] == [], again.get("msg")
+    assert "no retrain: 5000 rows, the index was trained on 5000; rebuilt above 10000 rows" in again["decisions"]
+
+
+def test_recall_figure_matches_an_independent_computation(pg_server, db):  # noqa: F811
+    """Every row is a query (sample = table), so this test can compute the same figure on its own."""
+    empty_table(db, "recall_docs")
+    insert(db, "recall_docs", np.random.default_rng(3).normal(size=(600, 16)).astype(np.float32))
+    params = args(pg_server, table="recall_docs", column="embedding", method="ivfflat", lists=12,
+                  recall_check=True, recall_sample_size=600, recall_k=10)
+    result = run_module(MODULE, params)
+    assert not result["failed"], result.get("msg")
+    recall = result["recall"]
+    assert recall["measured"] is True and recall["sample_size"] == 600 and recall["k"] == 10
+    assert recall["setting"] == "ivfflat.probes" and recall["value"] == 4  # ceil(sqrt(12))
+    ids = [r[0] for r in sql(db, "SELECT id FROM recall_docs")]
+    mine = independent_recall(db, "recall_docs", ids, 10, "ivfflat.probes", 4)
+    assert 0.3 < mine < 1.0, "uniform random data at 4 of 12 lists must miss some neighbours: %s" % mine
+    assert result["recall_at_k"] == pytest.approx(mine, abs=0.002)
+
+    # min_recall: the smallest probes that reaches it is found and recommended.
+    wanted = run_module(MODULE, dict(params, min_recall=0.99))
+    assert not wanted["failed"], wanted.get("msg")
+    tried = wanted["recall"]["tried"]
+    assert [t["value"] for t in tried][:3] == [1, 2, 4]
+    assert tried[-1]["recall_at_k"] >= 0.99 and all(t["recall_at_k"] < 0.99 for t in tried[:-1])
+    assert wanted["search_settings"]["ivfflat.probes"] == tried[-1]["value"]
+    value = tried[-1]["value"]
+    assert independent_recall(db, "recall_docs", ids, 10, "ivfflat.probes", value) == pytest.approx(
+        tried[-1]["recall_at_k"], abs=0.002)
+    assert wanted["changed"] is False
+
+
+def test_hnsw_recall_and_search_defaults(pg_server, db):  # noqa: F811
+    empty_table(db, "hnsw_q")
+    insert(db, "hnsw_q", clustered(800, seed=5))
+    sql(db, "DROP ROLE IF EXISTS hnsw_reader")
+    sql(db, "CREATE ROLE hnsw_reader")
+    dbname = pg_server["db"]
+    params = args(pg_server, table="hnsw_q", column="embedding", m=8, ef_construction=32, min_recall=0.95,
+                  search_defaults_database=True, search_defaults_roles=["hnsw_reader"])
+
+    def settings():
+        return dict(sql(db, "SELECT coalesce(r.rolname, '-'), array_to_string(s.setconfig, ',') "
+                            "FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole "
+                            "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = %s)", (dbname,)))
+
+    check = run_module(MODULE, params, check=True)
+    assert check["changed"] is True and indexes(db, "hnsw_q") == {}
+    assert check["recall"] == {"measured": False, "reason": "check mode: the index would be built first, so recall "
+                                                            "is measured on the real run"}
+    assert check["executed_queries"][-2:] == [
+        "ALTER DATABASE \"%s\" SET hnsw.ef_search = '40'" % dbname,
+        "ALTER ROLE \"hnsw_reader\" IN DATABASE \"%s\" SET hnsw.ef_search = '40'" % dbname]
+    assert settings() == {}, "check mode must not set defaults"
+
+    real = run_module(MODULE, params)
+    assert not real["failed"], real.get("msg")
+    assert real["recall"]["measured"] is True and real["recall_at_k"] >= 0.95
+    ef = real["search_settings"]["hnsw.ef_search"]
+    assert ef == real["recall"]["tried"][-1]["value"] and ef >= 10
+    assert settings() == {"-": "hnsw.ef_search=%d" % ef, "hnsw_reader": "hnsw.ef_search=%d" % ef}
+    ids = [r[0] for r in sql(db, "SELECT id FROM hnsw_q ORDER BY id LIMIT 100")]
+    assert independent_recall(db, "hnsw_q", ids, 10, "hnsw.ef_search", ef) >= 0.95
+
+    again = run_module(MODULE, params)
+    assert again["changed"] is False and again["executed_queries"] == [], again.get("msg")
+    assert any("already has hnsw.ef_search" in d for d in again["decisions"])
+    # A new session of the role gets the default.
+    sql(db, "ALTER ROLE hnsw_reader LOGIN PASSWORD 'reader-pass-123'")
+    conn = pg_connect(dict(pg_server, login_user="hnsw_reader", login_password="reader-pass-123"))
+    try:
+        assert sql(conn, "SHOW hnsw.ef_search")[0][0] == str(ef)
+    finally:
+        conn.close()
+        sql(db, "ALTER DATABASE \"%s\" RESET ALL" % dbname)
+        sql(db, "DROP ROLE hnsw_reader")
+
+
+def test_check_mode_reports_each_decision(pg_server, db):  # noqa: F811
+    empty_table(db, "check_docs")
+    params = args(pg_server, table="check_docs", column="embedding", method="ivfflat", retrain_growth_factor=2,
+                  recall_check=True)
+    deferred = run_module(MODULE, params, check=True)
+    assert deferred["changed"] is False and deferred["deferred"] is True and deferred["executed_queries"] == []
+    assert any(d.startswith("deferred: ivfflat index public.check_docs_embedding_ivfflat_idx not built")
+               for d in deferred["decisions"])
+    assert deferred["recall"] == {"measured": False, "reason": "no index to measure"}
+
+    insert(db, "check_docs", clustered(1500, seed=9))
+    check = run_module(MODULE, params, check=True)
+    assert check["changed"] is True and check["deferred"] is False
+    assert check["decisions"][:2] == ["lists: auto chose 1 for 1500 rows (rows / 1000, bounded to 1..32768)",
+                                      "create: index public.check_docs_embedding_ivfflat_idx does not exist"]
+    assert "recall: not measured in check mode (the index would be built first)" in check["decisions"]
+    assert "search: ivfflat.probes = 1 (sqrt(lists) = sqrt(1))" in check["decisions"]
+    assert check["executed_queries"][-1].endswith("'aistack.infra.pgvector_index trained_rows=1500 lists=1 "
+                                                  "lists_source=auto'")
+    assert indexes(db, "check_docs") == {}, "check mode must not build"
+
+    real = run_module(MODULE, params)
+    assert real["executed_queries"] == check["executed_queries"], real.get("msg")
+    assert real["recall"]["measured"] is True and real["recall_at_k"] == 1.0  # one list: an exact scan
+    # An existing index is measured in check mode too (reading only).
+    check_again = run_module(MODULE, params, check=True)
+    assert check_again["changed"] is False and check_again["recall_at_k"] == 1.0
+
+
 # Parameter-only mistakes are covered one by one in the unit tests; here a sample of them plus every
 # mistake that needs the server to be seen (column type and dimension, missing objects, the predicate).
 BAD_INPUTS = [
@@ -294,6 +551,13 @@ BAD_INPUTS = [
     (dict(table="no_such_table"), "table: public.no_such_table does not exist"),
     (dict(schema="no_such_schema"), "schema: 'no_such_schema' does not exist"),
     (dict(where="no_such_column > 1"), 'where: the server rejected the index definition: column "no_such_column"'),
+    (dict(method="ivfflat", retrain_growth_factor=1.0), "retrain_growth_factor: 1.0 must be greater than 1"),
+    (dict(method="ivfflat", retrain_growth_factor=0.5), "retrain_growth_factor: 0.5 must be greater than 1"),
+    (dict(min_recall=0), "min_recall: 0.0 is outside (0, 1]"),
+    (dict(min_recall=1.5), "min_recall: 1.5 is outside (0, 1]"),
+    (dict(recall_check=True, recall_sample_size=201), "recall_sample_size: 201 is larger than the 200 rows"),
+    (dict(lists="auto"), "lists: auto sizes the lists of an ivfflat index and applies to method=ivfflat only"),
+    (dict(search_defaults_roles=["no_such_role"]), "search_defaults_roles: role(s) no_such_role do not exist"),
 ]
 
 

@@ -82,6 +82,21 @@ CASES = {
                      ["value of method must be one of: hnsw, ivfflat, got: diskann"]),
     "index-unknown-option": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [{"metod": "hnsw"}]}]),
                              ["metod"]),
+    "index-growth-factor": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [
+                                {"method": "ivfflat", "retrain_growth_factor": 1.0}]}]),
+                            ["pgvector_tables rag.documents: indexes[0].retrain_growth_factor must be 0 (never "
+                             "re-train) or greater than 1, not 1.0"]),
+    "index-min-recall": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [
+                             {"method": "hnsw", "min_recall": 1.5}]}]),
+                         ["indexes[0].min_recall must be in (0, 1], not 1.5"]),
+    "index-lists-hnsw": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [
+                             {"method": "hnsw", "lists": "auto"}]}]),
+                         ["indexes[0].lists applies to method ivfflat only"]),
+    "index-search-role": (_with(pgvector_tables=[{"database": "rag", "name": "documents", "indexes": [
+                              {"search_defaults_roles": ["ghost"]}]}]),
+                          ["indexes[0].search_defaults_roles: ghost is not in pgvector_roles"]),
+    "growth-factor": (_with(pgvector_ivfflat_retrain_growth_factor=0.5),
+                      ["pgvector_ivfflat_retrain_growth_factor must be 0 (never re-train) or greater than 1, not 0.5"]),
     "image-pull-choice": (_with(pgvector_image_pull="sometimes"),
                           ["pgvector_image_pull", "missing, always, never"]),
     "backup-database-unmanaged": (_with(pgvector_backup_databases=["other"]),

@@ -565,3 +565,267 @@ def test_manager_recreate_drops_its_own_invalid_leftover_first():
                         index_rows={'items_embedding_hnsw_idx': EXISTING,
                                     'items_embedding_hnsw_idx_aisnew': dict(leftover, valid=True)}).run()
     assert 'temporary name public.items_embedding_hnsw_idx_aisnew used to rebuild the index is taken' in exc.value.msg
+
+
+# --- search quality: lists auto, deferral, re-training, search settings, recall -------------------------------
+
+@pytest.mark.parametrize('rows,lists', [(0, 1), (999, 1), (1999, 1), (20000, 20), (1000000, 1000),
+                                        (4000000, 2000), (10 ** 10, 32768)])
+def test_auto_lists_follows_pgvector_and_is_bounded(rows, lists):
+    assert pv.auto_lists(rows) == lists
+
+
+def test_recommended_search_settings():
+    assert [pv.recommended_probes(n) for n in (1, 3, 20, 100, 1000)] == [1, 2, 5, 10, 32]
+    assert [pv.recommended_ef_search(k) for k in (1, 10, 40, 100, 5000)] == [40, 40, 40, 100, 1000]
+    assert pv.search_candidates('ivfflat', 20, 10, False) == [5]
+    assert pv.search_candidates('ivfflat', 12, 10, True) == [1, 2, 4, 8, 12]
+    assert pv.search_candidates('ivfflat', 1, 10, True) == [1]
+    assert pv.search_candidates('hnsw', 1, 10, False) == [40]
+    assert pv.search_candidates('hnsw', 1, 10, True) == [10, 20, 40, 80, 160, 320, 640, 1000]
+
+
+def test_lists_auto_is_the_ivfflat_default():
+    assert validate_params(params(method='ivfflat'))['lists_auto'] is True
+    assert validate_params(params(method='ivfflat', lists='AUTO'))['lists_auto'] is True
+    req = validate_params(params(method='ivfflat', lists='20'))
+    assert req['lists_auto'] is False and req['params'] == {'lists': 20}
+    assert validate_params(params())['lists_auto'] is False
+    assert validate_params(params(method='ivfflat'))['min_rows_per_list'] == 50
+
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(lists='auto'), 'lists: auto sizes the lists of an ivfflat index and applies to method=ivfflat only; '
+                         'method=hnsw takes: m, ef_construction'),
+    (dict(method='ivfflat', lists='many'), "lists: 'many' is not valid; use 'auto' or an integer from 1 to 32768"),
+    (dict(method='ivfflat', retrain_growth_factor=1), 'retrain_growth_factor: 1 must be greater than 1'),
+    (dict(method='ivfflat', retrain_growth_factor=0.5), 'retrain_growth_factor: 0.5 must be greater than 1'),
+    (dict(method='ivfflat', retrain_growth_factor='x'), "retrain_growth_factor: 'x' is not a number"),
+    (dict(retrain_growth_factor=2), 'retrain_growth_factor: applies to method=ivfflat only'),
+    (dict(min_recall=0), 'min_recall: 0 is outside (0, 1]'),
+    (dict(min_recall=-0.5), 'min_recall: -0.5 is outside (0, 1]'),
+    (dict(min_recall=1.01), 'min_recall: 1.01 is outside (0, 1]'),
+    (dict(recall_sample_size=10), 'recall_sample_size: set recall_check: true (or min_recall) to measure recall'),
+    (dict(recall_k=5), 'recall_k: set recall_check: true'),
+    (dict(recall_check=True, recall_sample_size=0), 'recall_sample_size: 0 must be at least 1'),
+    (dict(recall_check=True, recall_k=0), 'recall_k: 0 is out of range; allowed values: 1..1000'),
+    (dict(method='ivfflat', min_rows_per_list=0), 'min_rows_per_list: 0 must be at least 1'),
+    (dict(search_defaults_roles=['']), 'search_defaults_roles: role names must not be empty'),
+    (dict(state='absent', min_recall=0.9), 'state=absent takes no recall_check'),
+])
+def test_bad_quality_parameters_name_the_parameter(kw, match):
+    fails(match, **kw)
+
+
+def test_min_recall_one_is_allowed_and_implies_the_check():
+    req = validate_params(params(min_recall=1))
+    assert req['recall'] is True and req['min_recall'] == 1.0 and req['recall_k'] == 10
+
+
+def test_trained_rows_comment_round_trip():
+    sql, values = pv.render_comment('public', 'docs_idx', 20000, 20, 'auto')
+    assert interpolate(sql, values) == ('COMMENT ON INDEX "public"."docs_idx" IS '
+                                        "'aistack.infra.pgvector_index trained_rows=20000 lists=20 lists_source=auto'")
+    assert pv.parse_trained_rows(values[0]) == 20000
+    assert pv.parse_trained_rows('someone else: trained_rows=5') is None
+    assert pv.parse_trained_rows(None) is None
+
+
+def test_recall_of_one_query_counts_ties_as_found():
+    exact = [('a', 0.0), ('b', 0.1), ('c', 0.3)]
+    assert pv.recall_of_query(exact, [('a', 0.0), ('b', 0.1), ('c', 0.3)]) == 1.0
+    assert pv.recall_of_query(exact, [('a', 0.0), ('x', 0.5), ('y', 0.6)]) == pytest.approx(1 / 3.0)
+    # 'd' is exactly as far as the third exact row: an equally good answer.
+    assert pv.recall_of_query(exact, [('a', 0.0), ('b', 0.1), ('d', 0.3)]) == 1.0
+    assert pv.recall_of_query([], []) == 1.0
+
+
+def test_search_defaults_sql_and_settings_parsing():
+    sql, values = pv.render_search_default('ivfflat.probes', 5, 'rag')
+    assert interpolate(sql, values) == "ALTER DATABASE \"rag\" SET ivfflat.probes = '5'"
+    sql, values = pv.render_search_default('hnsw.ef_search', 80, 'rag', role='rag_app')
+    assert interpolate(sql, values) == "ALTER ROLE \"rag_app\" IN DATABASE \"rag\" SET hnsw.ef_search = '80'"
+    with pytest.raises(PgvectorIndexError):
+        pv.render_search_default('work_mem', '1GB', 'rag')
+    assert pv.parse_setconfig(['ivfflat.probes=5', 'search_path=a,b']) == {'ivfflat.probes': '5',
+                                                                            'search_path': 'a,b'}
+    assert pv.distance_operator('vector_cosine_ops') == '<=>' and pv.distance_operator('bit_hamming_ops') == '<~>'
+
+
+def test_plan_index_names():
+    plan = [{'Plan': {'Node Type': 'Limit', 'Plans': [{'Node Type': 'Index Scan', 'Index Name': 'docs_idx'}]}}]
+    assert pv.plan_index_names(plan) == {'docs_idx'}
+    assert pv.plan_index_names([{'Plan': {'Node Type': 'Seq Scan'}}]) == set()
+
+
+def test_auto_lists_ignores_the_trained_size_when_comparing():
+    existing = existing_definition(dict(ROW, method='ivfflat', reloptions=['lists=7'], name='items_embedding_ivfflat_idx'))
+    want = dict(existing, params={'lists': 20})
+    assert compare_definitions(existing, want, ignore_params=('lists',)) == []
+    assert compare_definitions(existing, want)[0]['key'] == 'params'
+
+
+IVF = dict(ROW, name='items_embedding_ivfflat_idx', method='ivfflat', relkind='i', table_schema='public',
+           reloptions=['lists=20'], comment='aistack.infra.pgvector_index trained_rows=20000 lists=20 lists_source=auto')
+
+
+class QualityManager(ScriptedManager):
+    """Also scripts the row count, the roles, the search defaults and the recall measurement."""
+    column = {'type': 'vector', 'format': 'vector(8)', 'dims': 8}
+
+    def __init__(self, conn, p, count=20000, recall=None, defaults=None, roles=(), **kw):
+        self.count = count
+        self.recall_by_value = recall or {}
+        self.defaults = defaults or {}
+        self.roles = set(roles)
+        self.measured = []
+        super().__init__(conn, p, **kw)
+
+    def count_vectors(self, where):
+        return self.count
+
+    def read_search_defaults(self):
+        return dict(self.defaults)
+
+    def check_roles(self):
+        missing = [r for r in self.req['search_defaults_roles'] if r not in self.roles]
+        if missing:
+            raise PgvectorIndexError('search_defaults_roles: role(s) %s do not exist' % ', '.join(missing))
+
+    def measure_recall(self, current, ext_schema, setting, candidates, k, sample, min_recall):
+        self.measured.append((setting, list(candidates), k, sample))
+        tried = []
+        for value in candidates:
+            tried.append({'value': value, 'recall_at_k': self.recall_by_value.get(value, 0.5)})
+            if min_recall is None or tried[-1]['recall_at_k'] >= min_recall:
+                break
+        return tried
+
+
+def ivf(**kw):
+    return params(method='ivfflat', **kw)
+
+
+def test_empty_table_defers_and_changes_nothing():
+    conn = FakeConn()
+    result = QualityManager(conn, ivf(), count=0).run()
+    assert result['changed'] is False and result['deferred'] is True
+    assert result['executed_queries'] == [] and conn.ran == []
+    assert result['index'] == {} and result['search_settings'] == {}
+    assert 'public.items has 0 rows (non-NULL embedding), fewer than the 50 needed to train 1 list(s)' \
+        in result['warnings'][0]
+    assert 'Run this task again once the table holds at least 50 rows' in result['warnings'][0]
+    assert result['training'] == {'rows': 0, 'lists': 1, 'lists_source': 'auto', 'min_rows_per_list': 50,
+                                  'rows_needed': 50, 'trained_rows': None, 'retrain_growth_factor': None,
+                                  'retrain_at_rows': None}
+
+
+def test_explicit_lists_defer_until_each_list_has_its_rows():
+    result = QualityManager(FakeConn(), ivf(lists=100), count=4999).run()
+    assert result['deferred'] is True and 'fewer than the 5000 needed to train 100 list(s)' in result['warnings'][0]
+    result = QualityManager(FakeConn(), ivf(lists=100), count=5000).run()
+    assert result['deferred'] is False and result['changed'] is True
+
+
+def test_auto_lists_build_records_the_trained_rows():
+    conn = FakeConn()
+    result = QualityManager(conn, ivf(opclass='vector_cosine_ops'), count=20000).run()
+    assert result['changed'] is True
+    assert result['executed_queries'][-2].endswith('USING ivfflat ("embedding" "public"."vector_cosine_ops") '
+                                                   'WITH (lists = 20)')
+    assert result['executed_queries'][-1] == ('COMMENT ON INDEX "public"."items_embedding_ivfflat_idx" IS '
+                                              "'aistack.infra.pgvector_index trained_rows=20000 lists=20 "
+                                              "lists_source=auto'")
+    assert result['training']['lists'] == 20 and result['training']['trained_rows'] == 20000
+    assert result['search_settings'] == {'ivfflat.probes': 5, 'source': 'sqrt(lists) = sqrt(20)'}
+    assert result['decisions'][0] == 'lists: auto chose 20 for 20000 rows (rows / 1000, bounded to 1..32768)'
+
+
+def test_existing_auto_index_is_kept_until_it_outgrows_the_factor():
+    rows = {'items_embedding_ivfflat_idx': IVF}
+    kept = QualityManager(FakeConn(), ivf(retrain_growth_factor=2), count=40000, index_rows=rows).run()
+    assert kept['changed'] is False and kept['executed_queries'] == []
+    assert kept['training']['retrain_at_rows'] == 40000 and kept['search_settings']['ivfflat.probes'] == 5
+    grown = QualityManager(FakeConn(), ivf(retrain_growth_factor=2), count=40001, index_rows=rows).run()
+    assert grown['changed'] is True
+    statements = grown['executed_queries']
+    assert statements[-4].startswith('CREATE INDEX CONCURRENTLY "items_embedding_ivfflat_idx_aisnew"')
+    assert statements[-4].endswith('WITH (lists = 40)')
+    assert statements[-3:-1] == ['DROP INDEX CONCURRENTLY "public"."items_embedding_ivfflat_idx"',
+                                 'ALTER INDEX "public"."items_embedding_ivfflat_idx_aisnew" RENAME TO '
+                                 '"items_embedding_ivfflat_idx"']
+    assert 'trained_rows=40001 lists=40' in statements[-1]
+    # Without the opt-in, the same growth changes nothing.
+    assert QualityManager(FakeConn(), ivf(), count=10 ** 6, index_rows=rows).run()['changed'] is False
+
+
+def test_index_without_a_record_is_retrained_once_when_asked():
+    rows = {'items_embedding_ivfflat_idx': dict(IVF, comment=None, reloptions=['lists=100'])}
+    result = QualityManager(FakeConn(), ivf(retrain_growth_factor=2), count=3000, index_rows=rows).run()
+    assert result['changed'] is True and 'WITH (lists = 3)' in result['executed_queries'][-4]
+    assert result['decisions'][1].startswith('retrain: the index records no training row count')
+    # The seed's untrained index on a still empty table: the rebuild waits, the index stays.
+    waiting = QualityManager(FakeConn(), ivf(retrain_growth_factor=2), count=0, index_rows=rows).run()
+    assert waiting['changed'] is False and waiting['deferred'] is True
+    assert 'not re-trained (the existing index stays)' in waiting['warnings'][0]
+
+
+def test_sample_larger_than_the_table_fails_before_anything():
+    conn = FakeConn()
+    with pytest.raises(PgvectorIndexError) as exc:
+        QualityManager(conn, ivf(recall_check=True, recall_sample_size=501), count=500).run()
+    assert 'recall_sample_size: 501 is larger than the 500 rows' in exc.value.msg
+    assert conn.ran == []
+
+
+def test_min_recall_picks_the_smallest_setting_and_sets_defaults():
+    rows = {'items_embedding_ivfflat_idx': IVF}
+    mgr = QualityManager(FakeConn(), ivf(min_recall=0.95, search_defaults_database=True,
+                                         search_defaults_roles=['rag_app']),
+                         index_rows=rows, recall={1: 0.7, 2: 0.9, 4: 0.96}, roles={'rag_app'},
+                         defaults={'rag_app': {'ivfflat.probes': '4'}})
+    mgr.params['db'] = 'rag'
+    result = mgr.run()
+    assert mgr.measured == [('ivfflat.probes', [1, 2, 4, 8, 16, 20], 10, 100)]
+    assert result['recall_at_k'] == 0.96 and result['search_settings']['ivfflat.probes'] == 4
+    assert result['changed'] is True
+    assert result['executed_queries'] == ["ALTER DATABASE \"rag\" SET ivfflat.probes = '4'"]
+    assert [d['changed'] for d in result['search_settings']['defaults']] == [True, False]
+
+
+def test_min_recall_not_reached_fails_with_the_figure():
+    rows = {'items_embedding_ivfflat_idx': IVF}
+    with pytest.raises(PgvectorIndexError) as exc:
+        QualityManager(FakeConn(), ivf(min_recall=0.99), index_rows=rows, recall={20: 0.9}).run()
+    assert 'reaches recall@10 = 0.9000 at best (ivfflat.probes = 20, the highest tried' in exc.value.msg
+    assert 'below min_recall 0.99' in exc.value.msg
+    assert exc.value.details['recall_at_k'] == 0.9
+
+
+def test_check_mode_reports_without_measuring_a_future_index():
+    conn = FakeConn()
+    mgr = QualityManager(conn, ivf(recall_check=True, search_defaults_database=True), count=3000)
+    mgr.check_mode = True
+    mgr.params['db'] = 'rag'
+    result = mgr.run()
+    assert conn.ran == [] and mgr.measured == []
+    assert result['recall']['measured'] is False
+    assert result['executed_queries'][-1] == "ALTER DATABASE \"rag\" SET ivfflat.probes = '2'"
+    assert 'search defaults: database rag would get ivfflat.probes = 2 (was unset)' in result['decisions']
+
+
+def test_unknown_role_for_defaults_fails_before_anything():
+    conn = FakeConn()
+    with pytest.raises(PgvectorIndexError) as exc:
+        QualityManager(conn, ivf(search_defaults_roles=['ghost'])).run()
+    assert 'ghost' in exc.value.msg and conn.ran == []
+
+
+def test_hnsw_recall_uses_ef_search():
+    rows = {'items_embedding_hnsw_idx': EXISTING}
+    mgr = QualityManager(FakeConn(), params(recall_check=True, recall_k=50), index_rows=rows, count=80,
+                         recall={50: 0.97})
+    result = mgr.run()
+    assert mgr.measured == [('hnsw.ef_search', [50], 50, 80)]
+    assert result['search_settings'] == {'hnsw.ef_search': 50, 'source': "pgvector's default 40, at least recall_k 50"}
+    assert result['recall']['recall_at_k'] == 0.97 and result['changed'] is False

@@ -164,3 +164,23 @@ def test_connection_kwargs_and_locality():
     assert is_local_server({'login_host': 'localhost'}) and is_local_server({'login_host': '/var/run/postgresql'})
     assert is_local_server({'login_host': 'db', 'login_unix_socket': '/tmp'})
     assert not is_local_server({'login_host': '10.0.0.5'}) and not is_local_server({'login_host': 'db.example.org'})
+
+
+def test_argument_spec_of_the_search_quality_options():
+    spec = pgvector_index.argument_spec()
+    assert spec['lists'] == {'type': 'raw'}
+    assert spec['min_rows_per_list'] == {'type': 'int', 'default': 50}
+    assert spec['retrain_growth_factor'] == {'type': 'float'}
+    assert spec['min_recall'] == {'type': 'float'} and spec['recall_check']['default'] is False
+    assert spec['search_defaults_roles'] == {'type': 'list', 'elements': 'str', 'default': []}
+
+
+@pytest.mark.parametrize('extra,msg', [
+    (dict(method='ivfflat', retrain_growth_factor=1), 'retrain_growth_factor: 1.0 must be greater than 1'),
+    (dict(min_recall=1.5), 'min_recall: 1.5 is outside (0, 1]'),
+    (dict(lists='auto'), 'lists: auto sizes the lists of an ivfflat index and applies to method=ivfflat only'),
+])
+def test_bad_quality_input_fails_before_connecting(capsys, wiring, extra, msg):
+    code, result = run(capsys, dict(BASE, **extra))
+    assert code == 1 and result['msg'].startswith(msg)
+    assert wiring['connects'] == []
