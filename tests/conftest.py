@@ -11,5 +11,6 @@ if os.path.join(REPO, "tests") not in sys.path:
 
 # Real-service fixtures, registered here once so that every test module shares one server
 # per session (a module that imported them itself would get its own instance).
+from lib.kafka_server import kafka_server  # noqa: E402,F401
 from lib.milvus_server import milvus_server  # noqa: E402,F401
 from lib.pg_server import pg_server  # noqa: E402,F401

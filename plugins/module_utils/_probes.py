@@ -10,10 +10,11 @@ Private to aistack.infra. One class per probe type; ``build_probes`` validates t
 Probes only read: HTTP requests are the user's, the kafka probe never lets the broker auto-create
 topics, PostgreSQL sessions are read-only.
 
-Libraries: the http, tcp, opensearch, kafka, redis and docker_container probes need nothing beyond the
-Python standard library (kafka and redis speak their wire protocols directly; docker_container uses the
-docker SDK when it is installed and the engine's unix socket API otherwise). postgres needs psycopg2 and
-milvus needs pymilvus: when missing, only that probe fails, with a message saying what to install.
+Libraries: the http, tcp, opensearch, redis and docker_container probes need nothing beyond the
+Python standard library (redis speaks its wire protocol directly; docker_container uses the docker SDK
+when it is installed and the engine's unix socket API otherwise). postgres needs psycopg2, milvus needs
+pymilvus and kafka needs kafka-python: when missing, only that probe fails, with a message saying what
+to install.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +26,6 @@ import json
 import math
 import os
 import socket
-import struct
 import threading
 import time
 
@@ -115,6 +115,8 @@ def probe_option_spec():
         # kafka
         bootstrap_servers=dict(type='list', elements='str'),
         topics=dict(type='list', elements='str'),
+        security_protocol=dict(type='str'),
+        sasl_mechanism=dict(type='str'),
         # docker_container
         container=dict(type='str'),
         docker_host=dict(type='str'),
@@ -473,154 +475,32 @@ class OpenSearchProbe(Probe):
 
 
 # ----------------------------------------------------------------------------------------- kafka
-KAFKA_API_METADATA = 3
-KAFKA_API_VERSIONS = 18
-KAFKA_METADATA_VERSIONS = (4, 1, 0)  # what this probe speaks, best first (Kafka 4.0 removed Metadata v0-v3)
-KAFKA_ERRORS = {
-    3: 'UNKNOWN_TOPIC_OR_PARTITION', 5: 'LEADER_NOT_AVAILABLE', 9: 'REPLICA_NOT_AVAILABLE',
-    17: 'INVALID_TOPIC_EXCEPTION', 29: 'TOPIC_AUTHORIZATION_FAILED', 31: 'CLUSTER_AUTHORIZATION_FAILED',
-    35: 'UNSUPPORTED_VERSION',
-}
-KAFKA_MAX_FRAME = 64 * 1024 * 1024
-
-
-class KafkaReader:
-    """Big-endian reader for Kafka's (non-flexible) protocol primitives."""
-
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def _take(self, fmt):
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise ValueError('truncated Kafka response')
-        value = struct.unpack_from(fmt, self.data, self.pos)[0]
-        self.pos += size
-        return value
-
-    def int8(self):
-        return self._take('>b')
-
-    def int16(self):
-        return self._take('>h')
-
-    def int32(self):
-        return self._take('>i')
-
-    def string(self):
-        length = self.int16()
-        if length < 0:
-            return None
-        if self.pos + length > len(self.data):
-            raise ValueError('truncated Kafka response')
-        value = self.data[self.pos:self.pos + length].decode('utf-8')
-        self.pos += length
-        return value
-
-    def array(self, read_item):
-        count = self.int32()
-        if count < 0:
-            return None
-        return [read_item() for dummy in range(count)]
-
-
-def kafka_string(value):
-    raw = value.encode('utf-8')
-    return struct.pack('>h', len(raw)) + raw
-
-
-def kafka_request(api_key, api_version, correlation_id, body, client_id='aistack-service-health'):
-    """A framed request with header v1 (api_key, api_version, correlation_id, client_id)."""
-    payload = struct.pack('>hhi', api_key, api_version, correlation_id) + kafka_string(client_id) + body
-    return struct.pack('>i', len(payload)) + payload
-
-
-def metadata_request_body(version, topics):
-    """Metadata request body. v0/v1 ask for all topics (asking by name may auto-create them);
-    v4 asks by name with allow_auto_topic_creation=false."""
-    if version == 0:
-        return struct.pack('>i', 0)
-    if version == 1:
-        return struct.pack('>i', -1)
-    if topics:
-        body = struct.pack('>i', len(topics)) + b''.join(kafka_string(t) for t in topics)
-    else:
-        body = struct.pack('>i', -1)
-    return body + struct.pack('>b', 0)
-
-
-def parse_api_versions(data):
-    reader = KafkaReader(data)
-    error = reader.int16()
-    apis = reader.array(lambda: (reader.int16(), reader.int16(), reader.int16()))
-    return error, dict((key, (low, high)) for key, low, high in (apis or []))
-
-
-def parse_metadata(data, version):
-    reader = KafkaReader(data)
-    out = {'cluster_id': None, 'controller_id': None}
-    if version >= 3:
-        reader.int32()  # throttle_time_ms
-
-    def broker():
-        node = {'node_id': reader.int32(), 'host': reader.string(), 'port': reader.int32()}
-        if version >= 1:
-            node['rack'] = reader.string()
-        return node
-    out['brokers'] = reader.array(broker) or []
-    if version >= 2:
-        out['cluster_id'] = reader.string()
-    if version >= 1:
-        out['controller_id'] = reader.int32()
-
-    def partition():
-        part = {'error': reader.int16(), 'partition': reader.int32(), 'leader': reader.int32()}
-        part['replicas'] = reader.array(reader.int32) or []
-        part['isr'] = reader.array(reader.int32) or []
-        return part
-
-    def topic():
-        item = {'error': reader.int16(), 'name': reader.string()}
-        if version >= 1:
-            item['internal'] = bool(reader.int8())
-        item['partitions'] = reader.array(partition) or []
-        return item
-    out['topics'] = reader.array(topic) or []
-    return out
-
-
-def _recv_exact(sock, size):
-    chunks = []
-    while size > 0:
-        chunk = sock.recv(min(size, 65536))
-        if not chunk:
-            raise ConnectionError('connection closed by the broker')
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b''.join(chunks)
-
-
-def kafka_exchange(sock, api_key, api_version, correlation_id, body):
-    sock.sendall(kafka_request(api_key, api_version, correlation_id, body))
-    size = struct.unpack('>i', _recv_exact(sock, 4))[0]
-    if size < 4 or size > KAFKA_MAX_FRAME:
-        raise ValueError('invalid Kafka frame size %d' % size)
-    data = _recv_exact(sock, size)
-    got = struct.unpack('>i', data[:4])[0]
-    if got != correlation_id:
-        raise ValueError('Kafka correlation id %d does not match request %d' % (got, correlation_id))
-    return data[4:]
+KAFKA_PROTOCOLS = ('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL')
+KAFKA_SASL_MECHANISMS = ('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512')
 
 
 class KafkaProbe(Probe):
+    """Brokers and topics through kafka-python's admin client (module_utils/_kafka.py), over PLAINTEXT, SSL,
+    SASL_PLAINTEXT or SASL_SSL. kafka-python is imported on first use: it takes a second to import."""
+
     TYPE = 'kafka'
     OPTIONS = {'bootstrap_servers': {'required': True}, 'topics': {'default': []}, 'tls': {'default': False},
-               'validate_certs': {'default': True}, 'ca_path': {}}
+               'security_protocol': {}, 'sasl_mechanism': {'default': 'SCRAM-SHA-512'}, 'user': {}, 'password': {},
+               'validate_certs': {'default': True}, 'ca_path': {}, 'client_cert': {}, 'client_key': {}}
+
+    def protocol(self):
+        """security_protocol, or from tls and user: SASL_SSL, SSL, SASL_PLAINTEXT or PLAINTEXT."""
+        o = self.opts
+        if o['security_protocol']:
+            return o['security_protocol']
+        if o['tls']:
+            return 'SASL_SSL' if o['user'] is not None else 'SSL'
+        return 'SASL_PLAINTEXT' if o['user'] is not None else 'PLAINTEXT'
 
     def validate(self):
         errors = []
-        servers = self.opts['bootstrap_servers'] or []
+        o = self.opts
+        servers = o['bootstrap_servers'] or []
         if not servers:
             errors.append("bootstrap_servers: give at least one host:port")
         for server in servers:
@@ -628,76 +508,48 @@ class KafkaProbe(Probe):
                 split_host_port(server)
             except ValueError:
                 errors.append("bootstrap_servers: %r is not host:port" % server)
+        protocol = o['security_protocol']
+        if protocol is not None and protocol not in KAFKA_PROTOCOLS:
+            errors.append("security_protocol: %r is not one of %s" % (protocol, ', '.join(KAFKA_PROTOCOLS)))
+            return errors
+        if protocol and o['tls'] and protocol not in ('SSL', 'SASL_SSL'):
+            errors.append("tls: true contradicts security_protocol %s (leave tls out)" % protocol)
+        if o['sasl_mechanism'] not in KAFKA_SASL_MECHANISMS:
+            errors.append("sasl_mechanism: %r is not one of %s" % (o['sasl_mechanism'], ', '.join(KAFKA_SASL_MECHANISMS)))
+        if self.protocol().startswith('SASL_'):
+            if o['user'] is None or o['password'] is None:
+                errors.append("user/password: security_protocol %s needs both (the SASL user)" % self.protocol())
+        elif o['user'] is not None or o['password'] is not None:
+            errors.append("user/password: only used with security_protocol SASL_SSL or SASL_PLAINTEXT, not %s"
+                          % self.protocol())
+        if o['client_key'] and not o['client_cert']:
+            errors.append("client_key: needs client_cert")
         return errors
 
     def check(self, timeout):
-        deadline = time.time() + timeout
-        errors = []
-        for server in self.opts['bootstrap_servers']:
-            host, port = split_host_port(server)
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                errors.append('%s: no time left' % server)
-                break
-            try:
-                sock = socket.create_connection((host, port), remaining)
-            except OSError as exc:
-                errors.append('%s: %s' % (server, exc or type(exc).__name__))
-                continue
-            try:
-                if self.opts['tls']:
-                    sock = self._tls_context().wrap_socket(sock, server_hostname=host)
-                detail = self._metadata(sock, server, errors)
-                return detail
-            except ProbeFailure:
-                raise
-            except (OSError, ValueError) as exc:
-                errors.append('%s: %s' % (server, exc or type(exc).__name__))
-            finally:
-                sock.close()
-        raise ProbeFailure('no Kafka bootstrap server answered: %s' % '; '.join(errors),
-                           {'bootstrap_servers': self.opts['bootstrap_servers']})
+        from ansible_collections.aistack.infra.plugins.module_utils import _kafka
 
-    def _metadata(self, sock, server, unreachable):
-        error, apis = parse_api_versions(kafka_exchange(sock, KAFKA_API_VERSIONS, 0, 1, b''))
-        detail = {'bootstrap_server': server}
-        if unreachable:
-            detail['unreachable'] = list(unreachable)
-        if error:
-            raise ProbeFailure('%s: ApiVersions failed with error %d (%s)' % (server, error, KAFKA_ERRORS.get(error, '?')),
-                               detail)
-        if KAFKA_API_METADATA not in apis:
-            raise ProbeFailure('%s: the broker does not offer the Metadata API' % server, detail)
-        low, high = apis[KAFKA_API_METADATA]
-        usable = [v for v in KAFKA_METADATA_VERSIONS if low <= v <= high]
-        if not usable:
-            raise ProbeFailure('%s: the broker speaks Metadata v%d-v%d, this probe v%s'
-                               % (server, low, high, '/v'.join(str(v) for v in sorted(KAFKA_METADATA_VERSIONS))), detail)
-        version = usable[0]
-        topics = list(self.opts['topics'] or [])
-        meta = parse_metadata(kafka_exchange(sock, KAFKA_API_METADATA, version, 2,
-                                             metadata_request_body(version, topics)), version)
-        found = dict((t['name'], t) for t in meta['topics'])
-        detail.update(metadata_version=version, cluster_id=meta['cluster_id'], controller_id=meta['controller_id'],
-                      brokers=['%d@%s:%d' % (b['node_id'], b['host'], b['port']) for b in meta['brokers']],
-                      topics=dict((name, len(found[name]['partitions'])) for name in topics
-                                  if name in found and found[name]['error'] == 0))
-        if not meta['brokers']:
-            raise ProbeFailure('%s: the cluster reports no brokers' % server, detail)
-        problems = []
-        missing = [t for t in topics if t not in found or found[t]['error'] == 3]
-        if missing:
-            problems.append('topic(s) not found: %s' % ', '.join(missing))
-        for name in topics:
-            item = found.get(name)
-            if item is None or item['error'] == 3:
-                continue
-            if item['error']:
-                problems.append('topic %s: error %d (%s)' % (name, item['error'], KAFKA_ERRORS.get(item['error'], '?')))
-                continue
-            leaderless = sorted(p['partition'] for p in item['partitions'] if p['leader'] < 0)
-            if leaderless:
-                problems.append('topic %s: partition(s) without leader: %s' % (name, ', '.join(map(str, leaderless))))
+        o = self.opts
+        protocol = self.protocol()
+        detail = {'bootstrap_servers': list(o['bootstrap_servers']), 'security_protocol': protocol}
+        if not _kafka.HAS_KAFKA:
+            raise ProbeFailure(missing_required_lib('kafka-python'), detail)
+        params = dict(bootstrap_servers=o['bootstrap_servers'], security_protocol=protocol,
+                      sasl_mechanism=o['sasl_mechanism'], sasl_username=o['user'], sasl_password=o['password'],
+                      ssl_cafile=o['ca_path'], ssl_certfile=o['client_cert'], ssl_keyfile=o['client_key'],
+                      ssl_check_hostname=o['validate_certs'] is not False, request_timeout=timeout)
+        admin = None
+        try:
+            admin = _kafka.connect_admin(params, client_id='aistack-service-health',
+                                         verify=o['validate_certs'] is not False, deadline=time.monotonic() + timeout)
+            found, problems = _kafka.cluster_health(admin, list(o['topics'] or []))
+        except _kafka.KafkaError as exc:
+            raise ProbeFailure(exc.msg, detail)
+        except Exception as exc:  # kafka-python's errors during the metadata requests
+            raise ProbeFailure('Kafka at %s: %s' % (', '.join(o['bootstrap_servers']), _one_line(exc)), detail)
+        finally:
+            _kafka.close_quietly(admin)
+        detail.update(found)
         if problems:
             raise ProbeFailure('; '.join(problems), detail)
         return detail

@@ -50,10 +50,13 @@ options:
         exists and is loaded. Needs C(pymilvus) on the target.
       - V(opensearch) takes O(probes[].hosts) or O(probes[].url), O(probes[].user), O(probes[].password),
         O(probes[].min_status) and the TLS options; it reads C(GET /_cluster/health).
-      - V(kafka) takes O(probes[].bootstrap_servers) (required), O(probes[].topics), O(probes[].tls),
-        O(probes[].validate_certs) and O(probes[].ca_path); it speaks the Kafka protocol itself (ApiVersions v0,
-        then Metadata v4, v1 or v0, whichever the broker offers), checks that brokers answer and that every
-        topic exists and has a leader for each partition. SASL is not supported.
+      - V(kafka) takes O(probes[].bootstrap_servers) (required), O(probes[].topics), O(probes[].security_protocol)
+        (or O(probes[].tls)), O(probes[].sasl_mechanism), O(probes[].user), O(probes[].password) and the TLS options
+        O(probes[].validate_certs), O(probes[].ca_path), O(probes[].client_cert), O(probes[].client_key). Through
+        kafka-python's admin client it reads the cluster (brokers, none fenced) and checks that every topic exists,
+        has a leader for each partition and no under-replicated partition (fewer in-sync replicas than replicas).
+        It never lets the broker auto-create a topic. A wrong password or an untrusted certificate fails at once,
+        with the reason. Needs C(kafka-python) on the target.
       - V(redis) takes O(probes[].host), O(probes[].port), O(probes[].user), O(probes[].password), O(probes[].tls),
         O(probes[].validate_certs) and O(probes[].ca_path); it sends C(AUTH) when a password is given, then C(PING),
         speaking RESP itself.
@@ -114,16 +117,18 @@ options:
         description: V(http) - request body; a dict or list is sent as JSON.
         type: raw
       validate_certs:
-        description: V(http), V(opensearch), V(kafka), V(redis) - verify the server certificate. Default V(true).
+        description:
+          - V(http), V(opensearch), V(kafka), V(redis) - verify the server certificate. Default V(true).
+          - V(kafka) - with V(true) the broker certificate must also name the host of each address used.
         type: bool
       ca_path:
         description: V(http), V(opensearch), V(kafka), V(redis), V(postgres) - PEM file of the CAs to trust.
         type: path
       client_cert:
-        description: V(http), V(opensearch) - PEM client certificate.
+        description: V(http), V(opensearch), V(kafka) - PEM client certificate.
         type: path
       client_key:
-        description: V(http), V(opensearch) - PEM key of O(probes[].client_cert).
+        description: V(http), V(opensearch), V(kafka) - PEM key of O(probes[].client_cert).
         type: path
       host:
         description: V(tcp) (required), V(postgres), V(redis) (default V(localhost)) - host name or address.
@@ -137,15 +142,18 @@ options:
           - V(postgres) - role to log in as (default V(postgres)).
           - V(milvus) - user (with O(probes[].password)).
           - V(redis) - ACL user for C(AUTH).
+          - V(kafka) - SASL user (with O(probes[].password)); implies a C(SASL_*) security protocol.
         type: str
       password:
-        description: V(http), V(opensearch), V(postgres), V(milvus), V(redis) - password. Never returned.
+        description: V(http), V(opensearch), V(postgres), V(milvus), V(redis), V(kafka) - password. Never returned.
         type: str
       db:
         description: V(postgres) - database (default V(postgres)); V(milvus) - database name.
         type: str
       tls:
-        description: V(kafka), V(redis) - connect with TLS. Default V(false).
+        description:
+          - V(kafka), V(redis) - connect with TLS. Default V(false).
+          - V(kafka) - short for O(probes[].security_protocol=SSL) (V(SASL_SSL) with O(probes[].user)).
         type: bool
       ssl_mode:
         description:
@@ -172,13 +180,22 @@ options:
         description: V(opensearch) - lowest acceptable cluster health, V(yellow) (default) or V(green).
         type: str
       bootstrap_servers:
-        description: V(kafka) - brokers as V(host:port), tried in order until one answers.
+        description: V(kafka) - brokers as V(host:port), tried until one answers.
         type: list
         elements: str
       topics:
-        description: V(kafka) - topics that must exist with a leader for every partition.
+        description: V(kafka) - topics that must exist with a leader for every partition and none under-replicated.
         type: list
         elements: str
+      security_protocol:
+        description:
+          - V(kafka) - V(PLAINTEXT), V(SSL), V(SASL_PLAINTEXT) or V(SASL_SSL).
+          - Default from O(probes[].tls) and O(probes[].user) - V(SASL_SSL) with both, V(SSL) with O(probes[].tls),
+            V(SASL_PLAINTEXT) with O(probes[].user), otherwise V(PLAINTEXT).
+        type: str
+      sasl_mechanism:
+        description: V(kafka) - V(SCRAM-SHA-512) (default), V(SCRAM-SHA-256) or V(PLAIN).
+        type: str
       container:
         description: V(docker_container) - container name or id.
         type: str
@@ -211,10 +228,11 @@ options:
     type: bool
     default: true
 notes:
-  - The V(opensearch) and V(kafka) probes are tested against protocol-level test doubles, the others against real
-    services (see C(docs/TESTING.md)).
+  - The V(kafka) probe is tested against a real Kafka 4.3 broker (PLAINTEXT, SSL and SASL_SSL listeners), the
+    V(opensearch) probe against a protocol-level test double; see C(docs/TESTING.md) for how each probe is tested.
 requirements:
-  - psycopg2 for V(postgres) probes, pymilvus for V(milvus) probes; the docker SDK is optional.
+  - psycopg2 for V(postgres) probes, pymilvus for V(milvus) probes, kafka-python for V(kafka) probes; the docker
+    SDK is optional.
 '''
 
 EXAMPLES = r'''
@@ -249,7 +267,12 @@ EXAMPLES = r'''
         min_status: green
       - name: events
         type: kafka
-        bootstrap_servers: ["kafka1:9092", "kafka2:9092"]
+        bootstrap_servers: ["kafka1:9093", "kafka2:9093"]
+        security_protocol: SASL_SSL
+        sasl_mechanism: SCRAM-SHA-512
+        user: monitor
+        password: "{{ kafka_monitor_password }}"
+        ca_path: /etc/ssl/aistack/kafka-ca.pem
         topics: [ingest, embeddings]
       - name: cache
         type: redis
@@ -308,7 +331,8 @@ probes:
     - {name: api, type: http, ok: true, latency_ms: 12.4, attempts: 1, error: null,
        detail: {url: "https://rag.example.org/healthz", method: GET, status: 200, json_value: ok}}
     - {name: events, type: kafka, ok: false, latency_ms: 3.1, attempts: 6, error: "topic(s) not found: embeddings",
-       detail: {bootstrap_server: "kafka1:9092", metadata_version: 4, brokers: ["1@kafka1:9092"]}}
+       detail: {bootstrap_servers: ["kafka1:9093"], security_protocol: SASL_SSL, cluster_id: 5Xq1TfXxS8y0jg3Zq3d2Vw,
+                controller_id: 1, brokers: ["1@kafka1:9093"], topics: {ingest: 6}}}
 duration_ms:
   description: Wall time of the whole run in milliseconds.
   returned: always

@@ -3,8 +3,9 @@
 Real services: an HTTP server with JSON endpoints and a TCP listener (both in this process), a real
 redis-server (Debian package; skipped with a reason when absent), a real PostgreSQL 18 + pgvector
 (tests/lib/pg_server.py) and a real Milvus 2.3 (tests/lib/milvus_server.py), each skipped when its
-fixture module is missing. OpenSearch and Kafka cannot run here: the opensearch and kafka probes run
-against the protocol-level TEST DOUBLES in tests/lib/opensearch_double.py and tests/lib/kafka_double.py.
+fixture module is missing. Kafka is real too: a Kafka 4.3 broker from Maven Central jars
+(tests/lib/kafka_server.py) with PLAINTEXT and SASL_SSL listeners. OpenSearch cannot run here: the opensearch
+probe runs against the protocol-level TEST DOUBLE in tests/lib/opensearch_double.py.
 """
 import json
 import os
@@ -19,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lib.ansible_run import run_module
-from lib.kafka_double import KafkaDouble
+from lib.kafka_server import kafka_admin
 from lib.opensearch_double import OpenSearchDouble
 
 from lib.pg_server import pg_connect  # the pg_server and milvus_server fixtures come from tests/conftest.py
@@ -158,11 +159,19 @@ def opensearch_yellow():
 
 
 @pytest.fixture(scope='module')
-def kafka():
-    double = KafkaDouble(topics={'ingest': 3, 'embeddings': 1, 'broken': {'partitions': 2, 'leaderless': [1]}},
-                         metadata_versions=(4, 12), auto_create_topics=True).start()  # behaves like Kafka 4.x
-    yield double
-    double.stop()
+def kafka(kafka_server):
+    """The real broker with topics ingest (3 partitions) and embeddings (1), made by an independent client."""
+    admin = kafka_admin(kafka_server)
+    try:
+        wanted = {'ingest': {'num_partitions': 3, 'replication_factor': 1},
+                  'embeddings': {'num_partitions': 1, 'replication_factor': 1}}
+        existing = admin.list_topics()
+        new = dict((k, v) for k, v in wanted.items() if k not in existing)
+        if new:
+            admin.create_topics(new, wait_for_metadata=True)
+        yield dict(kafka_server, admin=admin)
+    finally:
+        admin.close()
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -187,18 +196,25 @@ def test_all_healthy_through_ansible(web, tcp_port, redis_server, opensearch, ka
          'password': 'probe-acl-pass'},
         {'name': 'search', 'type': 'opensearch', 'hosts': [opensearch.url], 'user': 'monitor', 'password': 'mon-pass',
          'min_status': 'green'},
-        {'name': 'events', 'type': 'kafka', 'bootstrap_servers': [kafka.bootstrap], 'topics': ['ingest', 'embeddings']},
+        {'name': 'events', 'type': 'kafka', 'bootstrap_servers': [kafka['plaintext']], 'topics': ['ingest', 'embeddings']},
+        {'name': 'events-tls', 'type': 'kafka', 'bootstrap_servers': [kafka['sasl_ssl']], 'security_protocol': 'SASL_SSL',
+         'user': kafka['sasl_username'], 'password': kafka['sasl_password'], 'ca_path': kafka['ca_file'],
+         'topics': ['ingest']},
     ]})
     assert result['failed'] is False, result.get('msg')
     assert result['changed'] is False and result['healthy'] is True
     probes = by_name(result)
-    assert list(probes) == ['api', 'port', 'cache', 'cache-acl', 'search', 'events']
+    assert list(probes) == ['api', 'port', 'cache', 'cache-acl', 'search', 'events', 'events-tls']
     assert all(p['ok'] and p['attempts'] == 1 and p['latency_ms'] >= 0 for p in probes.values())
     assert probes['api']['detail']['json_value'] == 'db'
     assert probes['cache']['detail']['reply'] == 'PONG'
     assert probes['search']['detail']['status'] == 'green'
-    assert probes['events']['detail']['metadata_version'] == 4
+    assert probes['events']['detail']['cluster_id'] == kafka['cluster_id']
     assert probes['events']['detail']['topics'] == {'ingest': 3, 'embeddings': 1}
+    assert probes['events-tls']['detail']['brokers'] == ['1@' + kafka['sasl_ssl']]
+    assert probes['events-tls']['detail']['security_protocol'] == 'SASL_SSL'
+    assert probes['events-tls']['detail']['topics'] == {'ingest': 3}
+    assert kafka['sasl_password'] not in json.dumps(result)
     assert result['invocation']['module_args']['probes'][2]['password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
     assert_no_secrets(result)
 
@@ -220,9 +236,11 @@ def test_one_failing_probe_of_each_kind_explains_itself(web, redis_server, opens
         {'name': 'redis-noauth', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server},
         {'name': 'redis-wrongpass', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'password': 'nope-x1'},
         {'name': 'search-yellow', 'type': 'opensearch', 'url': opensearch_yellow.url, 'min_status': 'green'},
-        {'name': 'kafka-topics', 'type': 'kafka', 'bootstrap_servers': [kafka.bootstrap],
-         'topics': ['ingest', 'missing-topic', 'broken']},
-        {'name': 'kafka-down', 'type': 'kafka', 'bootstrap_servers': ['127.0.0.1:%d' % closed]},
+        {'name': 'kafka-topics', 'type': 'kafka', 'bootstrap_servers': [kafka['plaintext']],
+         'topics': ['ingest', 'missing-topic']},
+        {'name': 'kafka-down', 'type': 'kafka', 'bootstrap_servers': ['127.0.0.1:%d' % closed], 'timeout': 3},
+        {'name': 'kafka-wrongpass', 'type': 'kafka', 'bootstrap_servers': [kafka['sasl_ssl']], 'tls': True,
+         'user': kafka['sasl_username'], 'password': 'kafka-wrong-x2', 'ca_path': kafka['ca_file']},
         {'name': 'docker-missing', 'type': 'docker_container', 'container': 'web',
          'docker_host': 'unix:///nonexistent/docker.sock'},
     ]})
@@ -238,12 +256,16 @@ def test_one_failing_probe_of_each_kind_explains_itself(web, redis_server, opens
                                       'required. (set password)' % redis_server)
     assert errors['redis-wrongpass'].startswith('Redis at 127.0.0.1:%d refused AUTH: WRONGPASS' % redis_server)
     assert errors['search-yellow'] == "cluster 'aistack-double' is yellow, expected green (unassigned shards: 1)"
-    assert errors['kafka-topics'] == 'topic(s) not found: missing-topic; topic broken: partition(s) without leader: 1'
-    assert 'missing-topic' not in kafka.topics  # the broker auto-creates, but the probe never lets it
-    assert errors['kafka-down'].startswith('no Kafka bootstrap server answered: 127.0.0.1:%d: ' % closed)
+    assert errors['kafka-topics'] == 'topic(s) not found: missing-topic'
+    # the broker auto-creates topics, but the probe never lets it (checked with an independent client)
+    assert 'missing-topic' not in kafka['admin'].list_topics()
+    assert errors['kafka-down'].startswith('cannot connect to Kafka at 127.0.0.1:%d (PLAINTEXT): ' % closed)
+    assert errors['kafka-wrongpass'].startswith('cannot connect to Kafka at %s (SASL_SSL): ' % kafka['sasl_ssl'])
+    assert 'authentication failed' in errors['kafka-wrongpass'].lower()
+    assert 'kafka-wrong-x2' not in json.dumps(result)
     assert errors['docker-missing'].startswith(('docker engine at unix:///nonexistent/docker.sock', 'docker ('))
     assert 'nope-x1' not in json.dumps(result)
-    assert result['msg'].startswith('9 of 9 probe(s) failed: http-status (http): HTTP 503')
+    assert result['msg'].startswith('10 of 10 probe(s) failed: http-status (http): HTTP 503')
 
 
 def test_failure_message_names_every_failed_probe(web, tcp_port):
@@ -375,21 +397,3 @@ def test_milvus_probe_against_real_server(milvus_server):  # noqa: F811
     assert probes['absent']['error'] == "collection 'health_nope' does not exist"
     assert probes['down']['ok'] is False and probes['down']['error'].startswith('Milvus at http://127.0.0.1:')
 
-
-# ------------------------------------------------------------------- the doubles themselves
-@pytest.mark.parametrize('versions,expected', [((0, 4), 4), ((0, 1), 1), ((0, 0), 0)])
-def test_kafka_double_is_understood_by_an_independent_client(versions, expected):
-    """kafka-python (an independent implementation of the protocol) reads the double's answers correctly."""
-    kafka_python = pytest.importorskip('kafka')
-    double = KafkaDouble(topics={'ingest': 3}, metadata_versions=versions).start()
-    consumer = None
-    try:
-        consumer = kafka_python.KafkaConsumer(bootstrap_servers=double.bootstrap, request_timeout_ms=10000)
-        assert consumer.topics() == {'ingest'}
-        assert consumer.partitions_for_topic('ingest') == {0, 1, 2}
-    finally:
-        if consumer is not None:
-            consumer.close()
-        double.stop()
-    metadata = [r for r in double.requests if r['api_key'] == 3]
-    assert metadata and all(r['api_version'] == expected for r in metadata)

@@ -21,7 +21,6 @@ from ansible_collections.aistack.infra.plugins.module_utils._probes import (
     json_lookup,
     summarize,
 )
-from lib.kafka_double import KafkaDouble
 from lib.opensearch_double import OpenSearchDouble, make_test_pki
 
 
@@ -569,84 +568,148 @@ def test_opensearch_auth_and_unreachable():
 
 
 # --------------------------------------------------------------------------------------- kafka
-@pytest.fixture()
-def kafka():
-    doubles = []
-
-    def make(**kwargs):
-        double = KafkaDouble(**kwargs).start()
-        doubles.append(double)
-        return double
-    yield make
-    for double in doubles:
-        double.stop()
-
-
-@pytest.mark.parametrize('versions,expected', [((0, 12), 4), ((4, 13), 4), ((0, 3), 1), ((0, 0), 0)])
-def test_kafka_negotiates_metadata_version(kafka, versions, expected):
-    double = kafka(topics={'ingest': 3, 'events': 1}, metadata_versions=versions)
-    detail = one(name='k', type='kafka', bootstrap_servers=[double.bootstrap], topics=['ingest', 'events']).check(3)
-    assert detail['metadata_version'] == expected
-    assert detail['topics'] == {'ingest': 3, 'events': 1}
-    assert detail['brokers'] == ['1@127.0.0.1:%d' % double.port]
-    assert detail['cluster_id'] == ('double-cluster-id' if expected >= 2 else None)
-    assert [r['api_key'] for r in double.requests] == [18, 3]
+# The kafka probe runs against the real Kafka 4.3 broker of the kafka_server fixture (tests/lib/kafka_server.py).
+@pytest.fixture(scope='module')
+def kafka_topics(kafka_server):
+    """Topics probe-ingest (3 partitions) and probe-events (1), made with an independent kafka-python client."""
+    from lib.kafka_server import kafka_admin
+    admin = kafka_admin(kafka_server)
+    try:
+        existing = admin.list_topics()
+        wanted = {'probe-ingest': {'num_partitions': 3, 'replication_factor': 1},
+                  'probe-events': {'num_partitions': 1, 'replication_factor': 1}}
+        new = dict((k, v) for k, v in wanted.items() if k not in existing)
+        if new:
+            admin.create_topics(new, wait_for_metadata=True)
+        yield admin
+    finally:
+        admin.close()
 
 
-@pytest.mark.parametrize('versions', [(0, 12), (0, 3), (0, 0)])
-def test_kafka_never_lets_the_broker_create_topics(kafka, versions):
-    double = kafka(topics={'ingest': 1}, metadata_versions=versions, auto_create_topics=True)
+def kafka_probe(server, listener='plaintext', **extra):
+    probe = dict(name='k', type='kafka', bootstrap_servers=[server[listener]])
+    if listener == 'ssl':
+        probe.update(tls=True, ca_path=server['ca_file'])
+    if listener == 'sasl_ssl':
+        probe.update(security_protocol='SASL_SSL', user=server['sasl_username'], password=server['sasl_password'],
+                     ca_path=server['ca_file'])
+    probe.update(extra)
+    return one(**probe)
+
+
+@pytest.mark.parametrize('listener,extra', [
+    ('plaintext', {}),
+    ('ssl', {}),
+    ('sasl_ssl', {}),
+    ('sasl_ssl', {'sasl_mechanism': 'SCRAM-SHA-256'}),
+    ('sasl_ssl', {'sasl_mechanism': 'PLAIN'}),
+])
+def test_kafka_reads_brokers_and_topics_on_every_listener(kafka_server, kafka_topics, listener, extra):
+    detail = kafka_probe(kafka_server, listener, topics=['probe-ingest', 'probe-events'], **extra).check(10)
+    assert detail['topics'] == {'probe-ingest': 3, 'probe-events': 1}
+    assert detail['brokers'] == ['1@%s' % kafka_server[listener]]
+    assert detail['cluster_id'] == kafka_server['cluster_id']
+    assert detail['security_protocol'] == {'plaintext': 'PLAINTEXT', 'ssl': 'SSL', 'sasl_ssl': 'SASL_SSL'}[listener]
+
+
+def test_kafka_never_lets_the_broker_create_topics(kafka_server, kafka_topics):
+    # the fixture's broker has auto.create.topics.enable=true: a metadata request that allowed it would create it
     with pytest.raises(ProbeFailure) as err:
-        one(name='k', type='kafka', bootstrap_servers=[double.bootstrap], topics=['ingest', 'missing']).check(3)
-    assert str(err.value) == 'topic(s) not found: missing'
-    assert sorted(double.topics) == ['ingest']
+        kafka_probe(kafka_server, topics=['probe-ingest', 'probe-missing']).check(10)
+    assert str(err.value) == 'topic(s) not found: probe-missing'
+    assert err.value.detail['topics'] == {'probe-ingest': 3}
+    assert 'probe-missing' not in kafka_topics.list_topics()
 
 
-def test_kafka_leaderless_partitions_and_unreachable_servers(kafka):
-    double = kafka(topics={'ingest': {'partitions': 4, 'leaderless': [1, 3]}})
+def test_kafka_wrong_password_fails_at_once_with_the_reason(kafka_server, kafka_topics):
+    start = time.monotonic()
+    with pytest.raises(ProbeFailure) as err:
+        kafka_probe(kafka_server, 'sasl_ssl', password='wrong-password').check(30)
+    # kafka-python reports the broker's SaslAuthenticationFailedError, or (when the broker closed the TLS connection
+    # before that response was read) our diagnosis of the connection lost during SaslAuthenticate
+    assert 'authentication failed' in str(err.value).lower() and 'SCRAM-SHA-512' in str(err.value)
+    assert 'wrong-password' not in str(err.value) + json.dumps(err.value.detail)
+    assert time.monotonic() - start < 25  # stopped on the authentication failure, not at the probe's timeout
+
+
+def test_kafka_untrusted_certificate_and_plaintext_on_a_tls_listener(kafka_server):
+    with pytest.raises(ProbeFailure) as err:
+        kafka_probe(kafka_server, 'ssl', ca_path=None).check(5)
+    assert 'CERTIFICATE_VERIFY_FAILED' in str(err.value)
+    assert kafka_probe(kafka_server, 'ssl', ca_path=None, validate_certs=False).check(5)['brokers']
+    with pytest.raises(ProbeFailure) as err:
+        kafka_probe(kafka_server, 'plaintext', bootstrap_servers=[kafka_server['ssl']]).check(3)
+    assert str(err.value).startswith('cannot connect to Kafka at %s (PLAINTEXT): ' % kafka_server['ssl'])
+
+
+def test_kafka_unreachable_server_is_reported():
     dead = '127.0.0.1:%d' % free_port()
     with pytest.raises(ProbeFailure) as err:
-        one(name='k', type='kafka', bootstrap_servers=[dead, double.bootstrap], topics=['ingest']).check(3)
-    assert str(err.value) == 'topic ingest: partition(s) without leader: 1, 3'
-    assert err.value.detail['unreachable'][0].startswith(dead + ': ')
-    with pytest.raises(ProbeFailure) as err:
         one(name='k', type='kafka', bootstrap_servers=[dead]).check(2)
-    assert str(err.value).startswith('no Kafka bootstrap server answered: %s: ' % dead)
-
-
-def test_kafka_broker_without_a_usable_metadata_version(kafka):
-    double = kafka(metadata_versions=(5, 12))
-    with pytest.raises(ProbeFailure) as err:
-        one(name='k', type='kafka', bootstrap_servers=[double.bootstrap]).check(3)
-    assert 'the broker speaks Metadata v5-v12, this probe v0/v1/v4' in str(err.value)
+    assert str(err.value).startswith('cannot connect to Kafka at %s (PLAINTEXT): ' % dead)
+    assert 'ECONNREFUSED' in str(err.value)
+    assert err.value.detail == {'bootstrap_servers': [dead], 'security_protocol': 'PLAINTEXT'}
 
 
 def test_kafka_not_a_broker():
     with socket.socket() as listener:
         listener.bind(('127.0.0.1', 0))
-        listener.listen(1)
+        listener.listen(5)
         port = listener.getsockname()[1]
+        stop = threading.Event()
 
         def answer_garbage():
-            conn, _ = listener.accept()
-            conn.recv(1024)
-            conn.sendall(b'HTTP/1.1 400 Bad Request\r\n\r\n')
-            conn.close()
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                conn.recv(1024)
+                conn.sendall(b'HTTP/1.1 400 Bad Request\r\n\r\n')
+                conn.close()
         thread = threading.Thread(target=answer_garbage, daemon=True)
         thread.start()
-        with pytest.raises(ProbeFailure) as err:
-            one(name='k', type='kafka', bootstrap_servers=['127.0.0.1:%d' % port]).check(3)
-        thread.join(3)
-    assert 'no Kafka bootstrap server answered' in str(err.value)
+        try:
+            with pytest.raises(ProbeFailure) as err:
+                one(name='k', type='kafka', bootstrap_servers=['127.0.0.1:%d' % port]).check(2)
+        finally:
+            stop.set()
+            thread.join(3)
+    assert str(err.value).startswith('cannot connect to Kafka at 127.0.0.1:%d (PLAINTEXT): ' % port)
 
 
-def test_kafka_request_encoding():
-    frame = P.kafka_request(18, 0, 7, b'')
-    assert frame == b'\x00\x00\x00\x20' + b'\x00\x12\x00\x00\x00\x00\x00\x07' + b'\x00\x16aistack-service-health'
-    assert P.metadata_request_body(0, ['a']) == b'\x00\x00\x00\x00'
-    assert P.metadata_request_body(1, ['a']) == b'\xff\xff\xff\xff'
-    assert P.metadata_request_body(4, ['a']) == b'\x00\x00\x00\x01\x00\x01a\x00'
+@pytest.mark.parametrize('probe,expected', [
+    ({'tls': True}, 'SSL'),
+    ({'tls': True, 'user': 'u', 'password': 'p'}, 'SASL_SSL'),
+    ({'user': 'u', 'password': 'p'}, 'SASL_PLAINTEXT'),
+    ({}, 'PLAINTEXT'),
+    ({'security_protocol': 'SASL_SSL', 'user': 'u', 'password': 'p'}, 'SASL_SSL'),
+])
+def test_kafka_security_protocol_from_tls_and_user(probe, expected):
+    assert one(name='k', type='kafka', bootstrap_servers=['k:9092'], **probe).protocol() == expected
+
+
+@pytest.mark.parametrize('probe,message', [
+    ({'security_protocol': 'SASL_SSL'}, 'user/password: security_protocol SASL_SSL needs both (the SASL user)'),
+    ({'security_protocol': 'TLS'}, "security_protocol: 'TLS' is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    ({'security_protocol': 'PLAINTEXT', 'tls': True}, 'tls: true contradicts security_protocol PLAINTEXT'),
+    ({'security_protocol': 'SSL', 'password': 'p'}, 'user/password: only used with security_protocol SASL_SSL or '
+                                                    'SASL_PLAINTEXT, not SSL'),
+    ({'user': 'u', 'password': 'p', 'sasl_mechanism': 'GSSAPI'}, "sasl_mechanism: 'GSSAPI' is not one of PLAIN, "
+                                                                 "SCRAM-SHA-256, SCRAM-SHA-512"),
+    ({'client_key': '/k.pem'}, 'client_key: needs client_cert'),
+])
+def test_kafka_invalid_security_options(probe, message):
+    msg = error_of([dict(name='k', type='kafka', bootstrap_servers=['k:9092'], **probe)])
+    assert "probe 'k' (type kafka): option " + message in msg
+
+
+def test_split_host_port():
     assert P.split_host_port('[::1]:9092') == ('::1', 9092)
+    assert P.split_host_port('kafka1:9092') == ('kafka1', 9092)
+    with pytest.raises(ValueError):
+        P.split_host_port('kafka1')
 
 
 # --------------------------------------------------------------------------------------- redis
