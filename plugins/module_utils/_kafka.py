@@ -169,7 +169,7 @@ if HAS_KAFKA:
 
         def __init__(self, **conf):
             try:
-                KafkaAdminClient.__init__(self, **conf)
+                super(_AdminClient, self).__init__(**conf)
             except Exception:
                 for part in ('_client', '_metrics'):
                     try:
