@@ -3,6 +3,8 @@
 # Idempotent: only installs what is missing. Runs as root (as on the project's machines) or via sudo.
 set -euo pipefail
 pkgs=(docker.io debootstrap openssh-client git jq ca-certificates redis-server)
+# A Java runtime and Maven: Kafka from Maven Central for the tests (lab/artifacts/kafka/build.sh).
+pkgs+=(openjdk-17-jre-headless maven)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
