@@ -287,6 +287,56 @@ def _call(name, **kwargs):
     return '%s(%s)' % (name, ', '.join('%s=%r' % (k, v) for k, v in kwargs.items()))
 
 
+# --------------------------------------------------------------------------- connection
+
+def connect(params, error=MilvusIndexError, **overrides):
+    """A MilvusClient for the connection options in ``params`` (MILVUS_CONNECTION_ARGS), with
+    ``overrides`` (db_name, token...) on top; ``error`` is raised, naming the address, when it fails.
+    A ``token`` override replaces the user/password login of ``params``."""
+    p = dict(params)
+    if 'token' in overrides:
+        p.pop('user', None)
+        p.pop('password', None)
+    p.update(overrides)
+    kwargs = dict(uri=p.get('uri') or 'http://127.0.0.1:19530', db_name=p.get('db_name') or 'default',
+                  timeout=float(p.get('timeout') or 30.0))
+    if p.get('token'):
+        kwargs['token'] = p['token']
+    if p.get('user'):
+        kwargs['user'] = p['user']
+        kwargs['password'] = p.get('password') or ''
+    if p.get('secure') is not None:
+        kwargs['secure'] = p['secure']
+    for key in ('server_pem_path', 'server_name', 'ca_pem_path', 'client_pem_path', 'client_key_path'):
+        if p.get(key):
+            kwargs[key] = p[key]
+    logging.getLogger('pymilvus').setLevel(logging.CRITICAL)
+    try:
+        return MilvusClient(**kwargs)
+    except Exception as exc:  # pymilvus raises MilvusException, grpc errors, ValueError...
+        failure = error("cannot connect to Milvus at %s (db_name=%s): %s"
+                        % (kwargs['uri'], kwargs['db_name'], _reason(exc)))
+        failure.auth_failed = is_auth_failure(exc)
+        raise failure
+
+
+def is_auth_failure(exc):
+    """True when ``exc`` (or an exception it was raised from) is the server refusing the credentials."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, 'code', None)
+        if callable(code):
+            try:
+                code = code()
+            except Exception:  # a grpc call object that is not finished: no code to read
+                code = None
+        if getattr(code, 'name', None) == 'UNAUTHENTICATED' or 'auth check failure' in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 # --------------------------------------------------------------------------- manager
 
 class MilvusIndexManager(object):
@@ -344,25 +394,7 @@ class MilvusIndexManager(object):
         return self._client
 
     def _connect(self):
-        p = self.p
-        kwargs = dict(uri=p.get('uri') or 'http://127.0.0.1:19530', db_name=p.get('db_name') or 'default',
-                      timeout=self.timeout)
-        if p.get('token'):
-            kwargs['token'] = p['token']
-        if p.get('user'):
-            kwargs['user'] = p['user']
-            kwargs['password'] = p.get('password') or ''
-        if p.get('secure') is not None:
-            kwargs['secure'] = p['secure']
-        for key in ('server_pem_path', 'server_name', 'ca_pem_path', 'client_pem_path', 'client_key_path'):
-            if p.get(key):
-                kwargs[key] = p[key]
-        logging.getLogger('pymilvus').setLevel(logging.CRITICAL)
-        try:
-            return MilvusClient(**kwargs)
-        except Exception as exc:  # pymilvus raises MilvusException, grpc errors, ValueError...
-            raise MilvusIndexError("cannot connect to Milvus at %s (db_name=%s): %s"
-                                   % (kwargs['uri'], kwargs['db_name'], _reason(exc)))
+        return connect(self.p, MilvusIndexError, timeout=self.timeout)
 
     def close(self):
         """Release the connection (pymilvus shares channels between clients of the same address)."""
