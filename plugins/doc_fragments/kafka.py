@@ -66,5 +66,6 @@ requirements:
 notes:
   - Checked against Apache Kafka 4.3.1 (KRaft) over PLAINTEXT, SSL and SASL_SSL with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN.
   - When no bootstrap server can be used the error says why (connection refused, certificate not trusted,
-    authentication failed); a wrong password fails at once, without waiting for O(request_timeout).
+    authentication failed); a wrong password or an untrusted certificate fails within about 3 seconds, without
+    waiting for O(request_timeout).
 """

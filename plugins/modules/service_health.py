@@ -55,8 +55,8 @@ options:
         O(probes[].validate_certs), O(probes[].ca_path), O(probes[].client_cert), O(probes[].client_key). Through
         kafka-python's admin client it reads the cluster (brokers, none fenced) and checks that every topic exists,
         has a leader for each partition and no under-replicated partition (fewer in-sync replicas than replicas).
-        It never lets the broker auto-create a topic. A wrong password or an untrusted certificate fails at once,
-        with the reason. Needs C(kafka-python) on the target.
+        It never lets the broker auto-create a topic. A wrong password or an untrusted certificate fails within
+        about 3 seconds, with the reason. Needs C(kafka-python) on the target.
       - V(redis) takes O(probes[].host), O(probes[].port), O(probes[].user), O(probes[].password), O(probes[].tls),
         O(probes[].validate_certs) and O(probes[].ca_path); it sends C(AUTH) when a password is given, then C(PING),
         speaking RESP itself.
