@@ -13,4 +13,5 @@ if os.path.join(REPO, "tests") not in sys.path:
 # per session (a module that imported them itself would get its own instance).
 from lib.kafka_server import kafka_server  # noqa: E402,F401
 from lib.milvus_server import milvus_server  # noqa: E402,F401
+from lib.opensearch_server import opensearch_server  # noqa: E402,F401
 from lib.pg_server import pg_server  # noqa: E402,F401

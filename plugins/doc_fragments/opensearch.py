@@ -15,7 +15,7 @@ options:
   hosts:
     description:
       - OpenSearch nodes to talk to, as URLs (V(https://search1:9200)) or V(host:port) (the scheme then follows O(use_ssl)).
-      - Tried in order; the next one is used when a node cannot be reached.
+      - When a node cannot be reached, the next one is tried.
       - Falls back to the E(OPENSEARCH_HOSTS) environment variable (comma-separated).
     type: list
     elements: str
@@ -65,8 +65,10 @@ options:
       - Seconds to wait for each HTTP request.
     type: int
     default: 30
+requirements:
+  - opensearch-py
 notes:
-  - The modules speak HTTP(S) with the Python standard library, so the host running them needs no
-    OpenSearch client library.
+  - The modules speak to OpenSearch with the opensearch-py client library, which must be installed on the
+    host that runs them (usually the control node with C(delegate_to) or C(connection=local)).
   - HTTP proxies (E(HTTPS_PROXY) and similar) are not used.
 '''

@@ -1,31 +1,46 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aistack.infra maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""OpenSearch REST access and the k-NN index manager behind ``aistack.infra.opensearch_knn_index``.
+"""OpenSearch access through opensearch-py and the k-NN index manager behind ``aistack.infra.opensearch_knn_index``.
 
 Private to aistack.infra: no stability promise for other collections.
 
-The HTTP transport is the Python standard library (``http.client`` + ``ssl``), so the target host
-needs no client library. ``ansible.module_utils.urls.open_url`` is not used on purpose: it installs a
-process-wide urllib opener on every call, which is not safe when ``service_health`` runs several
-probes (possibly with different TLS settings or a docker unix socket) in threads at once.
+``OpenSearchClient`` turns the collection's connection options into an ``opensearchpy.OpenSearch``
+client (one per module run or probe, so threads never share TLS settings) and every client error
+into ``OpenSearchError`` with a message a user can act on. opensearch-py is imported behind a guard:
+callers check ``HAS_OPENSEARCHPY`` and fail with ``missing_required_lib('opensearch-py')``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import copy
 import json
+import os
 import re
-import socket
 import ssl
+import traceback
 
-import http.client as http_client
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.aistack.infra.plugins.module_utils._http import build_ssl_context, mask_url
+
+try:
+    import opensearchpy
+    from opensearchpy import exceptions as opensearch_exceptions
+except ImportError:
+    opensearchpy = None
+    opensearch_exceptions = None
+    HAS_OPENSEARCHPY = False
+    OPENSEARCHPY_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_OPENSEARCHPY = True
+    OPENSEARCHPY_IMPORT_ERROR = None
+
+OPENSEARCHPY_LIBRARY = 'opensearch-py'
 
 
 class OpenSearchError(Exception):
@@ -56,123 +71,6 @@ def opensearch_argument_spec():
 
 OPENSEARCH_REQUIRED_TOGETHER = [['user', 'password']]
 OPENSEARCH_REQUIRED_BY = {'client_key': 'client_cert'}
-
-
-# --------------------------------------------------------------------------------------------------
-# Thread-safe stdlib HTTP(S)
-# --------------------------------------------------------------------------------------------------
-
-def build_ssl_context(verify=True, ca_file=None, client_cert=None, client_key=None):
-    """An SSLContext for one connection target (never shared process-wide)."""
-    ctx = ssl.create_default_context(cafile=ca_file)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if client_cert:
-        ctx.load_cert_chain(client_cert, client_key)
-    return ctx
-
-
-class _HTTPSConnection(http_client.HTTPSConnection):
-    """HTTPSConnection that can check the certificate against another name (ssl_assert_hostname)."""
-
-    def __init__(self, host, port=None, context=None, server_hostname=None, **kwargs):
-        http_client.HTTPSConnection.__init__(self, host, port=port, context=context, **kwargs)
-        self._aistack_context = context
-        self._aistack_server_hostname = server_hostname
-
-    def connect(self):
-        sock = socket.create_connection((self.host, self.port), self.timeout, self.source_address)
-        self.sock = self._aistack_context.wrap_socket(sock, server_hostname=self._aistack_server_hostname or self.host)
-
-
-class _UnixHTTPConnection(http_client.HTTPConnection):
-    """Plain HTTP over a unix socket (the docker engine's API)."""
-
-    def __init__(self, path, timeout=10):
-        http_client.HTTPConnection.__init__(self, 'localhost', timeout=timeout)
-        self._aistack_path = path
-
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._aistack_path)
-        except Exception:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class HttpResponse:
-    """Status, lower-cased headers and body bytes of one HTTP exchange."""
-
-    def __init__(self, status, reason, headers, body):
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        if not self.body:
-            return None
-        return json.loads(self.body.decode('utf-8'))
-
-
-def http_request(method, url, body=None, headers=None, timeout=10, ssl_context=None, server_hostname=None,
-                 unix_socket=None, max_body=16 * 1024 * 1024):
-    """One HTTP(S) request with the standard library; returns an HttpResponse for every status.
-
-    Connection and TLS failures raise OSError (socket.timeout, ssl.SSLError and ConnectionError are
-    subclasses). ``body`` may be bytes, str or a JSON-serialisable object.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ('http', 'https'):
-        raise ValueError("URL scheme must be http or https: %s" % mask_url(url))
-    headers = dict(headers or {})
-    if parts.username is not None and not any(k.lower() == 'authorization' for k in headers):
-        headers['Authorization'] = basic_auth_header(parts.username, parts.password or '')
-    if body is not None and not isinstance(body, (bytes, str)):
-        body = json.dumps(body, sort_keys=True)
-        headers.setdefault('Content-Type', 'application/json')
-    if isinstance(body, str):
-        body = body.encode('utf-8')
-    path = parts.path or '/'
-    if parts.query:
-        path += '?' + parts.query
-    if unix_socket:
-        conn = _UnixHTTPConnection(unix_socket, timeout=timeout)
-    elif parts.scheme == 'https':
-        conn = _HTTPSConnection(parts.hostname, parts.port, context=ssl_context or build_ssl_context(),
-                                server_hostname=server_hostname, timeout=timeout)
-    else:
-        conn = http_client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        conn.request(method.upper(), path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = b'' if method.upper() == 'HEAD' else resp.read(max_body)
-        return HttpResponse(resp.status, resp.reason, dict((k.lower(), v) for k, v in resp.getheaders()), data)
-    finally:
-        conn.close()
-
-
-def basic_auth_header(user, password):
-    token = base64.b64encode(('%s:%s' % (user, password)).encode('utf-8')).decode('ascii')
-    return 'Basic %s' % token
-
-
-def mask_url(url):
-    """The URL without any user:password@ part (safe to show in results and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return '<unparsable URL>'
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ''
-    if parts.port:
-        netloc += ':%d' % parts.port
-    return parts._replace(netloc='********@' + netloc).geturl()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,22 +118,40 @@ def error_reason(data):
 
 
 class OpenSearchClient:
-    """A few REST calls over the stdlib transport, with failover across ``hosts``."""
+    """The calls the collection makes, over ``opensearchpy.OpenSearch``, with errors as ``OpenSearchError``.
+
+    ``hosts`` are tried in turn when one cannot be reached (opensearch-py marks it dead and retries on
+    the next). TLS: ``verify_certs``, ``ca_certs``, ``client_cert``/``client_key`` and
+    ``ssl_assert_hostname`` are opensearch-py's own options; basic authentication is ``http_auth``.
+    """
 
     def __init__(self, hosts, user=None, password=None, use_ssl=False, verify_certs=True, ca_certs=None,
                  client_cert=None, client_key=None, ssl_assert_hostname=None, timeout=30):
+        if not HAS_OPENSEARCHPY:
+            raise OpenSearchError("the %s Python library is not installed on the host that runs this (pip install %s)"
+                                  % (OPENSEARCHPY_LIBRARY, OPENSEARCHPY_LIBRARY))
         if isinstance(hosts, str):
             hosts = [hosts]
         if not hosts:
             raise OpenSearchError("hosts: give at least one OpenSearch URL")
         self.hosts = [parse_host(h, use_ssl) for h in hosts]
-        self.timeout = timeout
-        self.headers = {'Accept': 'application/json'}
+        kwargs = dict(
+            hosts=self.hosts,
+            timeout=timeout,
+            # One try per host: a dead node is skipped, a live one that answers an error is not retried.
+            max_retries=len(self.hosts) - 1,
+            retry_on_status=(502, 503, 504),
+            retry_on_timeout=False,
+        )
         if user is not None:
-            self.headers['Authorization'] = basic_auth_header(user, password or '')
-        self.server_hostname = ssl_assert_hostname
-        self._ssl_args = (verify_certs, ca_certs, client_cert, client_key)
-        self._ssl_context = None
+            kwargs['http_auth'] = (user, password or '')
+        if any(h.startswith('https:') for h in self.hosts):
+            kwargs.update(tls_options(verify_certs, ca_certs, client_cert, client_key, ssl_assert_hostname))
+        try:
+            self.client = opensearchpy.OpenSearch(**kwargs)
+        except (opensearch_exceptions.ImproperlyConfigured, ValueError, OSError) as exc:
+            raise OpenSearchError("cannot set up the OpenSearch client (hosts, ca_certs, client_cert, client_key): %s"
+                                  % exc)
 
     @classmethod
     def from_params(cls, params):
@@ -245,49 +161,25 @@ class OpenSearchClient:
                    client_key=params.get('client_key'), ssl_assert_hostname=params.get('ssl_assert_hostname'),
                    timeout=params.get('timeout') or 30)
 
-    def _context(self):
-        if self._ssl_context is None:
-            try:
-                self._ssl_context = build_ssl_context(*self._ssl_args)
-            except (OSError, ssl.SSLError) as exc:
-                raise OpenSearchError("TLS setup failed (ca_certs/client_cert/client_key): %s" % exc)
-        return self._ssl_context
-
-    def request(self, method, path, body=None, params=None):
-        """Send one request; returns (status, decoded JSON or None). Tries each host on connection errors."""
-        if params:
-            path = '%s?%s' % (path, urlencode(sorted(params.items())))
-        headers = dict(self.headers)
-        errors = []
-        for base in self.hosts:
-            ctx = self._context() if base.startswith('https:') else None
-            try:
-                resp = http_request(method, base + path, body=body, headers=headers, timeout=self.timeout,
-                                    ssl_context=ctx, server_hostname=self.server_hostname)
-            except (OSError, http_client.HTTPException) as exc:
-                errors.append('%s: %s' % (base, exc or type(exc).__name__))
-                continue
-            if resp.status in (502, 503, 504) and base != self.hosts[-1]:
-                errors.append('%s: HTTP %d' % (base, resp.status))
-                continue
-            if resp.status == 401:
-                raise OpenSearchError("%s %s: authentication failed (HTTP 401) at %s: check user/password"
-                                      % (method, path, base))
-            try:
-                data = resp.json()
-            except ValueError:
-                data = resp.body.decode('utf-8', 'replace')
-            return resp.status, data
-        raise OpenSearchError("cannot reach OpenSearch (%s %s): %s" % (method, path, '; '.join(errors)))
-
-    def checked(self, method, path, body=None, params=None, ok=(200,)):
-        status, data = self.request(method, path, body=body, params=params)
-        if status not in ok:
-            raise OpenSearchError("%s %s failed: HTTP %d %s" % (method, path, status, error_reason(data)))
-        return data
+    def call(self, what, function, *args, **kwargs):
+        """Run one opensearch-py call; ``what`` names it in errors ('GET /docs'). 404 raises NotFound."""
+        try:
+            return function(*args, **kwargs)
+        except opensearch_exceptions.NotFoundError as exc:
+            raise NotFound("%s: HTTP 404 %s" % (what, error_reason(exc.info)))
+        except opensearch_exceptions.AuthenticationException:
+            raise OpenSearchError("%s: authentication failed (HTTP 401) at %s: check user/password"
+                                  % (what, ', '.join(self.hosts)))
+        except opensearch_exceptions.ConnectionError as exc:
+            raise OpenSearchError("cannot reach OpenSearch (%s) at %s: %s"
+                                  % (what, ', '.join(self.hosts), _connection_reason(exc)))
+        except opensearch_exceptions.TransportError as exc:
+            raise OpenSearchError("%s failed: HTTP %s %s" % (what, exc.status_code, error_reason(exc.info)))
+        except opensearch_exceptions.ImproperlyConfigured as exc:
+            raise OpenSearchError("%s: %s" % (what, exc))
 
     def info(self):
-        data = self.checked('GET', '/')
+        data = self.call('GET /', self.client.info)
         version = (data or {}).get('version') or {}
         if not isinstance(version, dict) or not version.get('number'):
             raise OpenSearchError("GET / did not return an OpenSearch version: %s" % error_reason(data))
@@ -297,7 +189,72 @@ class OpenSearchClient:
         return data
 
     def cluster_health(self):
-        return self.checked('GET', '/_cluster/health')
+        return self.call('GET /_cluster/health', self.client.cluster.health)
+
+    def get_index(self, index):
+        """GET /<index>?flat_settings=true as a dict, or None when there is no such index."""
+        try:
+            return self.call('GET /%s' % index, self.client.indices.get, index=index, flat_settings=True)
+        except NotFound:
+            return None
+
+    def create_index(self, index, body):
+        return self.call('PUT /%s' % index, self.client.indices.create, index=index, body=body)
+
+    def delete_index(self, index):
+        return self.call('DELETE /%s' % index, self.client.indices.delete, index=index)
+
+    def put_settings(self, index, body):
+        return self.call('PUT /%s/_settings' % index, self.client.indices.put_settings, index=index, body=body)
+
+    def put_mapping(self, index, body):
+        return self.call('PUT /%s/_mapping' % index, self.client.indices.put_mapping, index=index, body=body)
+
+
+def tls_options(verify_certs=True, ca_certs=None, client_cert=None, client_key=None, ssl_assert_hostname=None):
+    """opensearch-py TLS arguments for the connection options; the PEM files are checked here, before any request.
+
+    Verifying: opensearch-py's own options, with the system's CA bundle when ``ca_certs`` is not given
+    (opensearch-py would otherwise use certifi's). Not verifying: an ``ssl_context`` of ours, because
+    opensearch-py drops the client certificate when ``verify_certs`` is false.
+    """
+    try:
+        context = build_ssl_context(verify_certs, ca_certs, client_cert, client_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise OpenSearchError("TLS setup failed (ca_certs/client_cert/client_key): %s" % exc)
+    if not verify_certs:
+        return {'ssl_context': context}
+    options = {'verify_certs': True, 'ssl_show_warn': False}
+    if ca_certs:
+        options['ca_certs'] = ca_certs
+    else:
+        paths = ssl.get_default_verify_paths()
+        for candidate in (paths.cafile, paths.openssl_cafile):
+            if candidate and os.path.isfile(candidate):
+                options['ca_certs'] = candidate
+                break
+    if client_cert:
+        options['client_cert'] = client_cert
+    if client_key:
+        options['client_key'] = client_key
+    if ssl_assert_hostname:
+        options['ssl_assert_hostname'] = ssl_assert_hostname
+    return options
+
+
+class NotFound(OpenSearchError):
+    """HTTP 404 from a call (an absent index)."""
+
+
+def _connection_reason(exc):
+    """The underlying error of an opensearch-py ConnectionError, on one line."""
+    cause = exc.info if isinstance(getattr(exc, 'info', None), BaseException) else None
+    text = str(cause or exc.error or exc)
+    if isinstance(exc, opensearch_exceptions.SSLError):
+        text = 'TLS error: ' + text
+    elif isinstance(exc, opensearch_exceptions.ConnectionTimeout):
+        text = 'no answer in time: ' + text
+    return ' '.join(text.split())[:500]
 
 
 def parse_version(number):
@@ -686,18 +643,13 @@ class KnnIndexManager:
         self.warnings = []
         self._planned = []
 
-    def _path(self, suffix=''):
-        return '/' + quote(self.index, safe='') + suffix
-
     def current(self):
         """{'settings': flat, 'mappings': {...}} of the index, or None when it does not exist."""
-        status, data = self.client.request('GET', self._path(), params={'flat_settings': 'true'})
-        if status == 404:
+        data = self.client.get_index(self.index)
+        if data is None:
             return None
-        if status != 200:
-            raise OpenSearchError("GET %s failed: HTTP %d %s" % (self._path(), status, error_reason(data)))
         if not isinstance(data, dict) or not data:
-            raise OpenSearchError("GET %s returned no index: %s" % (self._path(), error_reason(data)))
+            raise OpenSearchError("GET /%s returned no index: %s" % (self.index, error_reason(data)))
         if self.index not in data:
             raise OpenSearchError("index: %r is an alias or pattern for %s; give the concrete index name"
                                   % (self.index, ', '.join(sorted(data))))
@@ -705,25 +657,36 @@ class KnnIndexManager:
         return {'settings': body.get('settings') or {}, 'mappings': body.get('mappings') or {},
                 'aliases': body.get('aliases') or {}}
 
+    # The changing calls, by (HTTP method, path suffix): what RV(actions) says and what runs.
+    _CALLS = {
+        ('PUT', ''): 'create_index',
+        ('DELETE', ''): 'delete_index',
+        ('PUT', '/_settings'): 'put_settings',
+        ('PUT', '/_mapping'): 'put_mapping',
+    }
+
     def _plan(self, method, suffix, body=None):
-        path = self._path(suffix)
-        words = '%s %s' % (method, path)
+        words = '%s /%s%s' % (method, self.index, suffix)
         if body is not None:
             words += ' ' + compact(body)
-        self._planned.append((method, path, body))
+        self._planned.append((method, suffix, body))
         self.actions.append(words)
 
     def _execute(self):
         done = []
-        for method, path, body in self._planned:
+        for method, suffix, body in self._planned:
+            call = getattr(self.client, self._CALLS[(method, suffix)])
             try:
-                self.client.checked(method, path, body=body)
+                if body is None:
+                    call(self.index)
+                else:
+                    call(self.index, body)
             except OpenSearchError as exc:
                 msg = str(exc)
                 if done:
                     msg += ' (already applied: %s)' % '; '.join(done)
                 raise OpenSearchError(msg)
-            done.append('%s %s' % (method, path))
+            done.append('%s /%s%s' % (method, self.index, suffix))
 
     def run(self):
         state = self.params['state']

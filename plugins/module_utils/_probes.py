@@ -10,11 +10,11 @@ Private to aistack.infra. One class per probe type; ``build_probes`` validates t
 Probes only read: HTTP requests are the user's, the kafka probe never lets the broker auto-create
 topics, PostgreSQL sessions are read-only.
 
-Libraries: the http, tcp, opensearch, redis and docker_container probes need nothing beyond the
-Python standard library (redis speaks its wire protocol directly; docker_container uses the docker SDK
-when it is installed and the engine's unix socket API otherwise). postgres needs psycopg2, milvus needs
-pymilvus and kafka needs kafka-python: when missing, only that probe fails, with a message saying what
-to install.
+Libraries: the http, tcp, redis and docker_container probes need nothing beyond the Python standard
+library (redis speaks its wire protocol directly; docker_container uses the docker SDK when it is
+installed and the engine's unix socket API otherwise). postgres needs psycopg2, milvus needs pymilvus,
+opensearch needs opensearch-py and kafka needs kafka-python: when missing, only that probe fails, with a
+message saying what to install.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,13 +33,17 @@ from urllib.parse import quote, urlsplit
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.aistack.infra.plugins.module_utils._opensearch import (
-    OpenSearchClient,
-    OpenSearchError,
+from ansible_collections.aistack.infra.plugins.module_utils._http import (
     basic_auth_header,
     build_ssl_context,
     http_request,
     mask_url,
+)
+from ansible_collections.aistack.infra.plugins.module_utils._opensearch import (
+    HAS_OPENSEARCHPY,
+    OPENSEARCHPY_LIBRARY,
+    OpenSearchClient,
+    OpenSearchError,
 )
 
 # Optional client libraries, imported on first use: pymilvus alone takes seconds to import and most
@@ -454,6 +458,8 @@ class OpenSearchProbe(Probe):
         o = self.opts
         hosts = o['hosts'] or [o['url']]
         detail = {'hosts': [mask_url(h) for h in hosts]}
+        if not HAS_OPENSEARCHPY:
+            raise ProbeFailure(missing_required_lib(OPENSEARCHPY_LIBRARY), detail)
         try:
             client = OpenSearchClient(hosts, user=o['user'], password=o['password'], verify_certs=o['validate_certs'],
                                       ca_certs=o['ca_path'], client_cert=o['client_cert'], client_key=o['client_key'],

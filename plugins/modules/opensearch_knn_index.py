@@ -22,6 +22,7 @@ description:
     fail and show the difference, unless O(recreate=on_change).
   - The engine is always sent explicitly (default V(faiss)) because OpenSearch changed its default
     engine in 2.18.
+  - Speaks to OpenSearch through the opensearch-py client library.
   - Every parameter is validated before the first request that changes anything.
 author:
   - aistack.infra maintainers (@aistack)
@@ -121,8 +122,9 @@ options:
     choices: [present, absent]
     default: present
 notes:
-  - Tested against a stateful test double of the OpenSearch 2.x REST API (index, mapping, settings and
-    cluster health calls); see C(docs/TESTING.md).
+  - Tested against a real OpenSearch 3.5 node with the k-NN plugin, with the V(lucene) engine. The V(faiss)
+    and V(nmslib) engines are covered by unit tests only (their native libraries are not available to the
+    test node); see C(docs/TESTING.md).
 seealso:
   - name: OpenSearch methods and engines
     description: Which engine supports which method, space type and parameters.
@@ -197,9 +199,12 @@ diff:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.aistack.infra.plugins.module_utils._opensearch import (
+    HAS_OPENSEARCHPY,
+    OPENSEARCHPY_IMPORT_ERROR,
+    OPENSEARCHPY_LIBRARY,
     OPENSEARCH_REQUIRED_BY,
     OPENSEARCH_REQUIRED_TOGETHER,
     KnnIndexManager,
@@ -233,6 +238,8 @@ def main():
         required_by=OPENSEARCH_REQUIRED_BY,
         supports_check_mode=True,
     )
+    if not HAS_OPENSEARCHPY:
+        module.fail_json(msg=missing_required_lib(OPENSEARCHPY_LIBRARY), exception=OPENSEARCHPY_IMPORT_ERROR)
     manager = None
     try:
         manager = KnnIndexManager(OpenSearchClient.from_params(module.params), module.params,

@@ -228,11 +228,12 @@ options:
     type: bool
     default: true
 notes:
-  - The V(kafka) probe is tested against a real Kafka 4.3 broker (PLAINTEXT, SSL and SASL_SSL listeners), the
-    V(opensearch) probe against a protocol-level test double; see C(docs/TESTING.md) for how each probe is tested.
+  - The V(kafka) probe is tested against a real Kafka 4.3 broker (PLAINTEXT, SSL and SASL_SSL listeners) and the
+    V(opensearch) probe against a real OpenSearch 3.5 node (its TLS and authentication against a test double);
+    see C(docs/TESTING.md) for how each probe is tested.
 requirements:
-  - psycopg2 for V(postgres) probes, pymilvus for V(milvus) probes, kafka-python for V(kafka) probes; the docker
-    SDK is optional.
+  - psycopg2 for V(postgres) probes, pymilvus for V(milvus) probes, opensearch-py for V(opensearch) probes,
+    kafka-python for V(kafka) probes; the docker SDK is optional.
 '''
 
 EXAMPLES = r'''

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from ansible_collections.aistack.infra.plugins.module_utils import _http
 from ansible_collections.aistack.infra.plugins.module_utils import _opensearch as osu
 from ansible_collections.aistack.infra.plugins.module_utils._opensearch import (
     KnnIndexManager,
@@ -17,7 +18,6 @@ from ansible_collections.aistack.infra.plugins.module_utils._opensearch import (
     check_version_support,
     compare_definition,
     flatten_settings,
-    mask_url,
     norm,
     parse_host,
     parse_version,
@@ -67,6 +67,7 @@ def test_parse_host_rejects(host, fragment):
 
 
 def test_mask_url_hides_credentials():
+    mask_url = _http.mask_url
     assert mask_url('https://u:p4ss@h:9200/x') == 'https://********@h:9200/x'
     assert mask_url('http://h/x') == 'http://h/x'
 
@@ -289,17 +290,23 @@ class FakeClient:
     def info(self):
         return {'version': {'number': self.version, 'distribution': 'opensearch'}}
 
-    def request(self, method, path, body=None, params=None):
-        self.calls.append((method, path, body))
-        if method == 'GET':
-            if self.index is None:
-                return 404, {'error': {'type': 'index_not_found_exception', 'reason': 'no such index [docs]'}}
-            return 200, {'docs': copy.deepcopy(self.index)}
-        raise AssertionError('unexpected')
+    def get_index(self, index):
+        self.calls.append(('GET', '/' + index, None))
+        if self.index is None:
+            return None
+        return {index: copy.deepcopy(self.index)}
 
-    def checked(self, method, path, body=None, params=None, ok=(200,)):
-        self.calls.append((method, path, body))
-        return {'acknowledged': True}
+    def create_index(self, index, body):
+        self.calls.append(('PUT', '/' + index, body))
+
+    def delete_index(self, index):
+        self.calls.append(('DELETE', '/' + index, None))
+
+    def put_settings(self, index, body):
+        self.calls.append(('PUT', '/%s/_settings' % index, body))
+
+    def put_mapping(self, index, body):
+        self.calls.append(('PUT', '/%s/_mapping' % index, body))
 
     def writes(self):
         return [c for c in self.calls if c[0] != 'GET']
@@ -420,15 +427,15 @@ def test_client_auth_failure_is_explained(double):
 def test_client_error_body_is_shown(double):
     client = OpenSearchClient([double.url], user='admin', password='s3cret')
     with pytest.raises(OpenSearchError) as err:
-        client.checked('DELETE', '/nope')
-    assert 'HTTP 404 index_not_found_exception: no such index [nope]' in str(err.value)
+        client.delete_index('nope')
+    assert 'DELETE /nope: HTTP 404 index_not_found_exception: no such index [nope]' in str(err.value)
 
 
 def test_alias_is_refused():
     class AliasClient(FakeClient):
-        def request(self, method, path, body=None, params=None):
-            self.calls.append((method, path, body))
-            return 200, {'docs-000001': {'settings': {}, 'mappings': {}}}
+        def get_index(self, index):
+            self.calls.append(('GET', '/' + index, None))
+            return {'docs-000001': {'settings': {}, 'mappings': {}}}
     client = AliasClient()
     with pytest.raises(OpenSearchError) as err:
         KnnIndexManager(client, params()).run()
@@ -474,7 +481,7 @@ def test_http_request_over_unix_socket():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        resp = osu.http_request('GET', 'http://localhost/containers/web/json', unix_socket=path, timeout=5)
+        resp = _http.http_request('GET', 'http://localhost/containers/web/json', unix_socket=path, timeout=5)
         assert resp.status == 200 and resp.json() == {'path': '/containers/web/json'}
     finally:
         thread.join(5)
@@ -522,8 +529,7 @@ def test_tls_verification_can_be_disabled(tls_double):
     assert client.info()['version']['number'] == '2.19.1'
 
 
-def test_tls_bad_ca_file_is_reported():
-    client = OpenSearchClient(['https://127.0.0.1:1'], ca_certs='/nonexistent/ca.pem')
+def test_tls_bad_ca_file_is_reported_before_any_request():
     with pytest.raises(OpenSearchError) as err:
-        client.info()
+        OpenSearchClient(['https://127.0.0.1:1'], ca_certs='/nonexistent/ca.pem')
     assert 'TLS setup failed (ca_certs/client_cert/client_key)' in str(err.value)
