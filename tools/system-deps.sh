@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(docker.io debootstrap openssh-client git jq ca-certificates redis-server)
 # A Java runtime and Maven: Kafka from Maven Central for the tests (lab/artifacts/kafka/build.sh).
 pkgs+=(openjdk-17-jre-headless maven)
+# promtool and amtool for the monitoring role's unit tests (rule tests, config checks).
+pkgs+=(prometheus prometheus-alertmanager)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
