@@ -4,8 +4,9 @@ Real services: an HTTP server with JSON endpoints and a TCP listener (both in th
 redis-server (Debian package; skipped with a reason when absent), a real PostgreSQL 18 + pgvector
 (tests/lib/pg_server.py) and a real Milvus 2.3 (tests/lib/milvus_server.py), each skipped when its
 fixture module is missing. Kafka is real too: a Kafka 4.3 broker from Maven Central jars
-(tests/lib/kafka_server.py) with PLAINTEXT and SASL_SSL listeners. OpenSearch cannot run here: the opensearch
-probe runs against the protocol-level TEST DOUBLE in tests/lib/opensearch_double.py.
+(tests/lib/kafka_server.py) with PLAINTEXT and SASL_SSL listeners. OpenSearch is real: a single node with the
+k-NN plugin from Maven Central's artifacts (tests/lib/opensearch_server.py); it has no security plugin, so the
+opensearch probe's TLS and authentication are unit-tested against tests/lib/opensearch_double.py.
 """
 import json
 import os
@@ -21,7 +22,6 @@ import pytest
 
 from lib.ansible_run import run_module
 from lib.kafka_server import kafka_admin
-from lib.opensearch_double import OpenSearchDouble
 
 from lib.pg_server import pg_connect  # the pg_server and milvus_server fixtures come from tests/conftest.py
 
@@ -144,18 +144,28 @@ def redis_server():
 
 
 # ---------------------------------------------------------------------- opensearch + kafka
-@pytest.fixture(scope='module')
-def opensearch():
-    double = OpenSearchDouble(users={'monitor': 'mon-pass'}, health='green').start()
-    yield double
-    double.stop()
+@pytest.fixture()
+def opensearch(opensearch_server):
+    """The real node, green: no index of its own has an unassigned replica (checked, not assumed)."""
+    opensearchpy = pytest.importorskip('opensearchpy')
+    client = opensearchpy.OpenSearch(hosts=opensearch_server['hosts'], timeout=60)
+    health = client.cluster.health(wait_for_status='green')
+    assert health['status'] == 'green', health
+    return opensearch_server
 
 
-@pytest.fixture(scope='module')
-def opensearch_yellow():
-    double = OpenSearchDouble(health='yellow').start()
-    yield double
-    double.stop()
+@pytest.fixture()
+def opensearch_yellow(opensearch_server):
+    """The real node made yellow for one test: an index with a replica that a single node cannot assign."""
+    opensearchpy = pytest.importorskip('opensearchpy')
+    client = opensearchpy.OpenSearch(hosts=opensearch_server['hosts'], timeout=60)
+    client.indices.create(index='health-yellow', body={'settings': {'number_of_shards': 1, 'number_of_replicas': 1}})
+    try:
+        health = client.cluster.health(wait_for_status='yellow')
+        assert health['status'] == 'yellow' and health['unassigned_shards'] == 1, health
+        yield opensearch_server
+    finally:
+        client.indices.delete(index='health-yellow')
 
 
 @pytest.fixture(scope='module')
@@ -194,8 +204,7 @@ def test_all_healthy_through_ansible(web, tcp_port, redis_server, opensearch, ka
         {'name': 'cache', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'password': REDIS_PASSWORD},
         {'name': 'cache-acl', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'user': 'probe',
          'password': 'probe-acl-pass'},
-        {'name': 'search', 'type': 'opensearch', 'hosts': [opensearch.url], 'user': 'monitor', 'password': 'mon-pass',
-         'min_status': 'green'},
+        {'name': 'search', 'type': 'opensearch', 'hosts': opensearch['hosts'], 'min_status': 'green'},
         {'name': 'events', 'type': 'kafka', 'bootstrap_servers': [kafka['plaintext']], 'topics': ['ingest', 'embeddings']},
         {'name': 'events-tls', 'type': 'kafka', 'bootstrap_servers': [kafka['sasl_ssl']], 'security_protocol': 'SASL_SSL',
          'user': kafka['sasl_username'], 'password': kafka['sasl_password'], 'ca_path': kafka['ca_file'],
@@ -209,6 +218,8 @@ def test_all_healthy_through_ansible(web, tcp_port, redis_server, opensearch, ka
     assert probes['api']['detail']['json_value'] == 'db'
     assert probes['cache']['detail']['reply'] == 'PONG'
     assert probes['search']['detail']['status'] == 'green'
+    assert probes['search']['detail']['cluster_name'] == opensearch['cluster_name']
+    assert probes['search']['detail']['number_of_nodes'] == 1
     assert probes['events']['detail']['cluster_id'] == kafka['cluster_id']
     assert probes['events']['detail']['topics'] == {'ingest': 3, 'embeddings': 1}
     assert probes['events-tls']['detail']['brokers'] == ['1@' + kafka['sasl_ssl']]
@@ -235,7 +246,7 @@ def test_one_failing_probe_of_each_kind_explains_itself(web, redis_server, opens
         {'name': 'tcp-closed', 'type': 'tcp', 'host': '127.0.0.1', 'port': closed},
         {'name': 'redis-noauth', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server},
         {'name': 'redis-wrongpass', 'type': 'redis', 'host': '127.0.0.1', 'port': redis_server, 'password': 'nope-x1'},
-        {'name': 'search-yellow', 'type': 'opensearch', 'url': opensearch_yellow.url, 'min_status': 'green'},
+        {'name': 'search-yellow', 'type': 'opensearch', 'url': opensearch_yellow['hosts'][0], 'min_status': 'green'},
         {'name': 'kafka-topics', 'type': 'kafka', 'bootstrap_servers': [kafka['plaintext']],
          'topics': ['ingest', 'missing-topic']},
         {'name': 'kafka-down', 'type': 'kafka', 'bootstrap_servers': ['127.0.0.1:%d' % closed], 'timeout': 3},
@@ -255,7 +266,8 @@ def test_one_failing_probe_of_each_kind_explains_itself(web, redis_server, opens
     assert errors['redis-noauth'] == ('Redis at 127.0.0.1:%d answered PING with an error: NOAUTH Authentication '
                                       'required. (set password)' % redis_server)
     assert errors['redis-wrongpass'].startswith('Redis at 127.0.0.1:%d refused AUTH: WRONGPASS' % redis_server)
-    assert errors['search-yellow'] == "cluster 'aistack-double' is yellow, expected green (unassigned shards: 1)"
+    assert errors['search-yellow'] == ("cluster '%s' is yellow, expected green (unassigned shards: 1)"
+                                       % opensearch_yellow['cluster_name'])
     assert errors['kafka-topics'] == 'topic(s) not found: missing-topic'
     # the broker auto-creates topics, but the probe never lets it (checked with an independent client)
     assert 'missing-topic' not in kafka['admin'].list_topics()
