@@ -230,31 +230,39 @@ class _BootstrapLog(logging.Handler):
 
 
 _LOG_LOCK = threading.Lock()
-_LOG_USERS = [0, {}]  # clients connecting now, and the levels of the kafka-python loggers before the first
+_LOG_USERS = [0, {}]  # clients connecting now, and the kafka-python loggers' settings before the first
 FIRST_SLICE = 3.0
-# kafka-python loggers read while connecting, and the level each needs.
-_LOG_LEVELS = (('kafka.net.manager', logging.WARNING), ('kafka.net.connection', logging.DEBUG))
+# kafka-python loggers read while connecting: (name, level needed, propagate). kafka.net.connection is read at
+# DEBUG (to see which request a connection was lost after), and its records go to our handler only: at DEBUG
+# it logs request bodies, and a SASL PLAIN request carries the password.
+_LOG_SETTINGS = (('kafka.net.manager', logging.WARNING, True), ('kafka.net.connection', logging.DEBUG, False))
 
 
 def _watch(handler):
     with _LOG_LOCK:
-        logging.getLogger('kafka.net').addHandler(handler)
         if not _LOG_USERS[0]:
-            for name, level in _LOG_LEVELS:
+            for name, level, propagate in _LOG_SETTINGS:
                 logger = logging.getLogger(name)
-                _LOG_USERS[1][name] = logger.level
+                _LOG_USERS[1][name] = (logger.level, logger.propagate)
                 if logger.getEffectiveLevel() > level:
                     logger.setLevel(level)
+                if not propagate:
+                    logger.propagate = False
+        for name, dummy, dummy2 in _LOG_SETTINGS:
+            logging.getLogger(name).addHandler(handler)
         _LOG_USERS[0] += 1
 
 
 def _unwatch(handler):
     with _LOG_LOCK:
-        logging.getLogger('kafka.net').removeHandler(handler)
+        for name, dummy, dummy2 in _LOG_SETTINGS:
+            logging.getLogger(name).removeHandler(handler)
         _LOG_USERS[0] -= 1
         if not _LOG_USERS[0]:
-            for name, level in _LOG_USERS[1].items():
-                logging.getLogger(name).setLevel(level)
+            for name, (level, propagate) in _LOG_USERS[1].items():
+                logger = logging.getLogger(name)
+                logger.setLevel(level)
+                logger.propagate = propagate
 
 
 def connect_admin(params, client_id='aistack-infra', verify=True, deadline=None):

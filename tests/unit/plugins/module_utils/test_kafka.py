@@ -224,3 +224,28 @@ def test_reassignment_plan_grows_with_the_least_used_brokers_and_shrinks_from_th
 def test_plan_absent():
     assert manager(state="absent").plan(current(), [1]) == ([("delete", None)], None)
     assert manager(state="absent").plan(None, [1]) == ([], None)
+
+
+def test_connecting_keeps_kafka_pythons_debug_records_to_itself():
+    """While connecting, kafka.net.connection is read at DEBUG (its records can hold a SASL PLAIN password), so
+    they must not reach the application's handlers; the loggers are restored afterwards."""
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    root_handler = Collect(logging.DEBUG)
+    logging.getLogger().addHandler(root_handler)
+    connection = logging.getLogger("kafka.net.connection")
+    before = (connection.level, connection.propagate)
+    handler = K._BootstrapLog("kafka-io-x", "PLAIN")
+    try:
+        K._watch(handler)
+        connection.debug("Request 3: SaslAuthenticateRequest(auth_bytes=b'\\x00user\\x00secret-pw')")
+        assert connection.isEnabledFor(logging.DEBUG)
+    finally:
+        K._unwatch(handler)
+        logging.getLogger().removeHandler(root_handler)
+    assert not any("secret-pw" in m for m in seen)
+    assert (connection.level, connection.propagate) == before
