@@ -5,6 +5,10 @@ set -euo pipefail
 pkgs=(docker.io debootstrap openssh-client git jq ca-certificates redis-server)
 # A Java runtime and Maven: Kafka from Maven Central for the tests (lab/artifacts/kafka/build.sh).
 pkgs+=(openjdk-17-jre-headless maven)
+# unzip: OpenSearch + k-NN zips from Maven Central (lab/artifacts/opensearch/build.sh). OpenSearch 3.x needs
+# Java 21+, which Debian 12 lacks: the machine kind's Temurin 25 JDK runs it; without one the tests fall
+# back to OpenSearch 2.19.1 on the Java 17 above.
+pkgs+=(unzip)
 # promtool and amtool for the monitoring role's unit tests (rule tests, config checks).
 pkgs+=(prometheus prometheus-alertmanager)
 missing=()

@@ -1,8 +1,11 @@
 """TEST DOUBLE of the OpenSearch 2.x REST API: not OpenSearch, only the subset aistack.infra uses.
 
-OpenSearch cannot run on the project's test machine, so ``opensearch_knn_index`` and the ``opensearch``
-probe of ``service_health`` are tested against this HTTP server. It follows the documented request and
-response shapes of OpenSearch 2.x for:
+The integration tests run against a REAL OpenSearch node (tests/lib/opensearch_server.py). This double
+is kept, in unit tests only, for what that node cannot produce here: HTTPS with client certificates and
+HTTP basic authentication (no security plugin in Maven Central's artifacts), a red cluster, servers
+older than 2.19 (version-dependent checks), and faiss/nmslib index definitions (no native libraries
+for the k-NN plugin, so the real node cannot hold such an index safely). It follows the documented
+request and response shapes of OpenSearch 2.x for:
 
     GET /                                  cluster info (version.distribution = "opensearch")
     GET /_cluster/health                   cluster health (status configurable)

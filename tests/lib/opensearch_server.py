@@ -1,8 +1,8 @@
 """A real single-node OpenSearch with the k-NN plugin for tests, from Maven Central's artifacts.
 
 ``lab/artifacts/opensearch/build.sh`` assembles (once, cached under ``${AISTACK_CACHE}``) a
-read-only OpenSearch home; ``OPENSEARCH_VERSION`` chooses the release (3.5.0 by default, on the
-JDK named by the home's ``JAVA_HOME_HINT``). Each server gets a temporary directory with its own
+read-only OpenSearch home; ``OPENSEARCH_VERSION`` chooses the release (3.5.0 where a JDK 21+ is
+installed, else 2.19.1 on Java 17), run by the JDK named in the home's ``JAVA_HOME_HINT``. Each server gets a temporary directory with its own
 copy of ``config/``, its data, logs and JVM temp files, free HTTP and transport ports on
 127.0.0.1, ``discovery.type=single-node`` and a 512 MB heap. OpenSearch refuses to run as root,
 so the node runs as a system user (``aistack-ostest``, created when missing) through
@@ -38,9 +38,33 @@ HEAP = "512m"
 START_TIMEOUT = float(os.environ.get("OPENSEARCH_START_TIMEOUT", "300"))
 
 
-def opensearch_home():
+def _jdk_feature(java_home):
+    """Feature release of the JDK at ``java_home`` (its ``release`` file), or 0."""
+    for line in _read(os.path.join(java_home, "release")).splitlines():
+        if line.startswith("JAVA_VERSION="):
+            try:
+                return int(line.split("=", 1)[1].strip('"').split(".")[0])
+            except ValueError:
+                return 0
+    return 0
+
+
+def default_version():
+    """OPENSEARCH_VERSION, else 3.5.0 where a JDK 21+ is installed, else 2.19.1 (Java 17)."""
+    if os.environ.get("OPENSEARCH_VERSION"):
+        return os.environ["OPENSEARCH_VERSION"]
+    homes = [os.environ.get("OPENSEARCH_JAVA_HOME", "")]
+    try:
+        homes += [os.path.join("/usr/lib/jvm", name) for name in os.listdir("/usr/lib/jvm")]
+    except OSError:
+        pass
+    return "3.5.0" if any(home and _jdk_feature(home) >= 21 for home in homes) else "2.19.1"
+
+
+def opensearch_home(version=None):
     """Build (or reuse) the OpenSearch home and return its path (build.sh's last stdout line)."""
-    proc = subprocess.run(["bash", BUILD], capture_output=True, text=True)
+    env = dict(os.environ, OPENSEARCH_VERSION=version or default_version())
+    proc = subprocess.run(["bash", BUILD], capture_output=True, text=True, env=env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise RuntimeError("lab/artifacts/opensearch/build.sh failed (rc %d):\n%s" % (proc.returncode,

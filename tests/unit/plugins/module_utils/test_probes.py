@@ -567,6 +567,13 @@ def test_opensearch_auth_and_unreachable():
     assert 'cannot reach OpenSearch' in str(err.value)
 
 
+def test_opensearch_without_opensearch_py_fails_only_that_probe(monkeypatch):
+    monkeypatch.setattr(P, 'HAS_OPENSEARCHPY', False)
+    with pytest.raises(ProbeFailure) as err:
+        one(name='o', type='opensearch', url='http://127.0.0.1:9200').check(2)
+    assert 'Failed to import the required Python library (opensearch-py)' in str(err.value)
+
+
 # --------------------------------------------------------------------------------------- kafka
 # The kafka probe runs against the real Kafka 4.3 broker of the kafka_server fixture (tests/lib/kafka_server.py).
 @pytest.fixture(scope='module')

@@ -64,3 +64,10 @@ def test_validation_error_sends_no_request(capsys, double):
 def test_nmslib_warns(capsys, double):
     code, result = run(capsys, {'hosts': [double.url], 'index': 'docs', 'dimension': 3, 'method': {'engine': 'nmslib'}})
     assert code == 0 and 'nmslib is deprecated' in json.dumps(result['warnings'])
+
+
+def test_missing_opensearch_py_names_the_library(capsys, monkeypatch):
+    monkeypatch.setattr(opensearch_knn_index, 'HAS_OPENSEARCHPY', False)
+    code, result = run(capsys, {'index': 'docs', 'dimension': 3})
+    assert code == 1
+    assert 'Failed to import the required Python library (opensearch-py)' in result['msg']
