@@ -1222,10 +1222,12 @@ class PgvectorIndexManager(object):
             else:
                 action = self._retrain_decision(rows, trained_rows)
                 if action is None:
+                    kept = ''
                     if req['lists_auto']:
                         desired['params']['lists'] = existing['params']['lists']
-                    self.decisions.append('unchanged: index %s.%s matches the definition'
-                                          % (req['schema'], req['name']))
+                        kept = ' (lists: auto keeps the %d lists it was trained with)' % existing['params']['lists']
+                    self.decisions.append('unchanged: index %s.%s matches the definition%s'
+                                          % (req['schema'], req['name'], kept))
         elif existing:
             action = 'rebuild_invalid'
             self.warnings.append('index %s.%s is invalid (a failed or interrupted concurrent build); rebuilding it'
@@ -1345,6 +1347,8 @@ class PgvectorIndexManager(object):
         if current is None:
             if req['recall']:
                 self.recall = {'measured': False, 'reason': 'no index to measure'}
+            if req['search_defaults_database'] or req['search_defaults_roles']:
+                self.decisions.append('search defaults: not set, there is no index yet')
             return self._result(changed, before, after)
         method = current['method']
         setting = SEARCH_SETTING[method]
@@ -1359,7 +1363,8 @@ class PgvectorIndexManager(object):
                 self.recall = {'measured': False,
                                'reason': 'check mode: the index would be built first, so recall is measured '
                                          'on the real run'}
-                self.decisions.append('recall: not measured in check mode (the index would be built first)')
+                self.decisions.append('recall: not measured in check mode (the index would be built first); '
+                                      'the search setting below is the unmeasured recommendation')
             else:
                 value, source = self._check_recall(current, ext, setting, value, source)
         self.search_settings = {setting: value, 'source': source}
@@ -1423,6 +1428,9 @@ class PgvectorIndexManager(object):
                 cur.execute('SELECT ctid::text FROM %s WHERE %s IS NOT NULL%s ORDER BY random() LIMIT %%s'
                             % (table, col, pred), (sample,))
                 samples = [row[0] for row in cur.fetchall()]
+                if not samples:
+                    raise PgvectorIndexError('recall_check: the table has no rows to sample (emptied while the '
+                                             'task ran?); recall was not measured')
                 for name in ('enable_indexscan', 'enable_bitmapscan', 'enable_indexonlyscan'):
                     cur.execute('SET LOCAL %s = off' % name)
                 exact = {}

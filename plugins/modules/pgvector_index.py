@@ -256,6 +256,8 @@ notes:
   - For ivfflat indexes and for the recall check the module counts the rows on every run (C(count(column)), with
     the predicate of a partial index), a sequential scan of the table's heap; vectors stored out of line are
     not read.
+  - The comment of an ivfflat index holds its training record (C(aistack.infra.pgvector_index trained_rows=...));
+    the module writes it at every build, replacing any other comment.
   - The recall check answers each sampled query with an exact scan of the table; on tables of millions of rows
     keep O(recall_sample_size) small or run it on demand.
 '''

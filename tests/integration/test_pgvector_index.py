@@ -517,13 +517,15 @@ def test_check_mode_reports_each_decision(pg_server, db):  # noqa: F811
     assert any(d.startswith("deferred: ivfflat index public.check_docs_embedding_ivfflat_idx not built")
                for d in deferred["decisions"])
     assert deferred["recall"] == {"measured": False, "reason": "no index to measure"}
+    assert indexes(db, "check_docs") == {}
 
     insert(db, "check_docs", clustered(1500, seed=9))
     check = run_module(MODULE, params, check=True)
     assert check["changed"] is True and check["deferred"] is False
     assert check["decisions"][:2] == ["lists: auto chose 1 for 1500 rows (rows / 1000, bounded to 1..32768)",
                                       "create: index public.check_docs_embedding_ivfflat_idx does not exist"]
-    assert "recall: not measured in check mode (the index would be built first)" in check["decisions"]
+    assert ("recall: not measured in check mode (the index would be built first); the search setting below is "
+            "the unmeasured recommendation") in check["decisions"]
     assert "search: ivfflat.probes = 1 (sqrt(lists) = sqrt(1))" in check["decisions"]
     assert check["executed_queries"][-1].endswith("'aistack.infra.pgvector_index trained_rows=1500 lists=1 "
                                                   "lists_source=auto'")

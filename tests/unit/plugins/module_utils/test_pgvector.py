@@ -720,6 +720,14 @@ def test_empty_table_defers_and_changes_nothing():
                                   'retrain_at_rows': None}
 
 
+def test_no_search_defaults_without_an_index():
+    conn = FakeConn()
+    result = QualityManager(conn, ivf(search_defaults_database=True, recall_check=True), count=10).run()
+    assert result['deferred'] is True and result['executed_queries'] == [] and conn.ran == []
+    assert result['decisions'][-1] == 'search defaults: not set, there is no index yet'
+    assert result['recall'] == {'measured': False, 'reason': 'no index to measure'}
+
+
 def test_explicit_lists_defer_until_each_list_has_its_rows():
     result = QualityManager(FakeConn(), ivf(lists=100), count=4999).run()
     assert result['deferred'] is True and 'fewer than the 5000 needed to train 100 list(s)' in result['warnings'][0]
@@ -746,6 +754,8 @@ def test_existing_auto_index_is_kept_until_it_outgrows_the_factor():
     kept = QualityManager(FakeConn(), ivf(retrain_growth_factor=2), count=40000, index_rows=rows).run()
     assert kept['changed'] is False and kept['executed_queries'] == []
     assert kept['training']['retrain_at_rows'] == 40000 and kept['search_settings']['ivfflat.probes'] == 5
+    assert ('unchanged: index public.items_embedding_ivfflat_idx matches the definition (lists: auto keeps the 20 '
+            'lists it was trained with)') in kept['decisions']
     grown = QualityManager(FakeConn(), ivf(retrain_growth_factor=2), count=40001, index_rows=rows).run()
     assert grown['changed'] is True
     statements = grown['executed_queries']
