@@ -1,21 +1,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The milvus role: invalid variables fail in preflight, naming the variable, before any change;
 milvus.yaml, minio.env and the computed container settings render as documented (MinIO mode
-included, which the lab cannot run: it has no MinIO image); and the bootstrap script plans
-collections and partitions, and refuses a schema difference, before it changes anything.
+included, which the lab cannot run: it has no MinIO image); and the bootstrap hands every
+collection setting to aistack.infra.milvus_collection (whose planning and refusals are tested in
+tests/unit/plugins and tests/integration/test_milvus_collection.py).
 
 Real ansible-playbook runs against localhost. The preflight probe includes the role once per case
 in a block whose rescue records the failure message, in check mode and limited to the
 `milvus_preflight` tag: only argument validation and the preflight assertions can run, so nothing
 of the role touches this machine even if a case were wrongly accepted. The render test templates
-the role's own templates with its defaults and vars into a temporary directory. The bootstrap
-tests import roles/milvus/files/milvus_bootstrap.py and give it a fake Milvus client.
+the role's own templates with its defaults and vars into a temporary directory.
 """
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -180,7 +177,7 @@ def test_secrets_never_printed(probe):
 
 COMPUTED = ("_milvus_image", "_milvus_etcd_image", "_milvus_minio_image", "_milvus_attu_image", "_milvus_container_env",
             "_milvus_client_uri", "_milvus_publish_address", "_milvus_named_volumes", "_milvus_host_paths",
-            "_milvus_data_source", "_milvus_bootstrap_wanted")
+            "_milvus_data_source", "_milvus_bootstrap_wanted", "_milvus_client_token")
 
 
 def _render(extra):
@@ -272,167 +269,32 @@ def test_ipv6_binding():
     assert computed["_milvus_client_uri"] == "http://[fd00::10]:19530"
 
 
-# --- Bootstrap script ----------------------------------------------------------------------------
+# --- Bootstrap: the role hands its collections to the modules ------------------------------------
 
-def _load_bootstrap():
-    spec = importlib.util.spec_from_file_location("milvus_bootstrap", os.path.join(ROLE, "files", "milvus_bootstrap.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_bootstrap_script_is_gone_and_the_modules_accept_every_role_field_type():
+    """The role's field types (meta/argument_specs.yml) are all types milvus_collection creates; the
+    shipped script is gone (its logic is aistack.infra.milvus_collection and milvus_user now, tested
+    in tests/unit/plugins and, with this role's bootstrap tasks, in tests/integration/test_milvus_collection.py)."""
+    from ansible_collections.aistack.infra.plugins.module_utils._milvus_collection import FIELD_TYPES
 
-
-bootstrap = _load_bootstrap()
-
-
-class FakeType(object):
-    def __init__(self, name):
-        self.name = name
-
-
-def _described(dim=16, max_length=64, consistency="Strong", description="RAG chunks"):
-    """describe_collection() as pymilvus' MilvusClient returns it."""
-    return {
-        "collection_name": "documents", "auto_id": False, "num_shards": 1, "description": description,
-        "enable_dynamic_field": False, "consistency_level_name": consistency,
-        "fields": [
-            {"field_id": 100, "name": "id", "description": "", "type": FakeType("INT64"), "params": {},
-             "is_primary": True, "auto_id": False},
-            {"field_id": 101, "name": "tenant", "description": "", "type": FakeType("VARCHAR"),
-             "params": {"max_length": max_length}},
-            {"field_id": 102, "name": "embedding", "description": "", "type": FakeType("FLOAT_VECTOR"),
-             "params": {"dim": dim}},
-        ],
-    }
+    assert not os.path.exists(os.path.join(ROLE, "files", "milvus_bootstrap.py"))
+    with open(os.path.join(ROLE, "meta", "argument_specs.yml")) as fh:
+        spec = yaml.safe_load(fh)
+    collection = spec["argument_specs"]["main"]["options"]["milvus_collections"]["options"]
+    role_types = collection["fields"]["options"]["type"]["choices"]
+    assert set(role_types) <= set(FIELD_TYPES)
+    module_options = set(_module_doc()["options"])
+    # every per-collection key of the role but the index settings is a milvus_collection option
+    assert set(collection) - {"name", "index", "load"} <= module_options
+    assert set(collection["fields"]["options"]) == set(_module_doc()["options"]["fields"]["suboptions"])
 
 
-class FakeClient(object):
-    """Records every call; answers from a dict of collections {name: (description, partitions)}."""
+def _module_doc():
+    from ansible_collections.aistack.infra.plugins.modules import milvus_collection
 
-    def __init__(self, calls, databases, collections):
-        self.calls, self.databases, self.collections = calls, databases, collections
-
-    def list_databases(self):
-        return list(self.databases)
-
-    def has_collection(self, name):
-        return name in self.collections
-
-    def describe_collection(self, name):
-        return self.collections[name][0]
-
-    def list_partitions(self, name):
-        return list(self.collections[name][1])
-
-    def list_collections(self):
-        return list(self.collections)
-
-    def __getattr__(self, name):  # create_database, create_collection, create_partition, update_password
-        def call(*args, **kwargs):
-            self.calls.append((name, args))
-        return call
+    return yaml.safe_load(milvus_collection.DOCUMENTATION)
 
 
-@pytest.fixture
-def server(monkeypatch):
-    state = {"calls": [], "databases": ["default"], "collections": {}, "passwords": {"root": "Milvus"}}
-
-    def connect(uri, token=None, db_name=None, timeout=30.0):
-        if token is not None and token.startswith("root:") and token[5:] != state["passwords"]["root"]:
-            raise RuntimeError("auth failed")
-        return FakeClient(state["calls"], state["databases"], state["collections"])
-
-    monkeypatch.setattr(bootstrap, "connect", connect)
-    return state
-
-
-def _request(**changes):
-    request = {"db_name": "default", "collections": [COLLECTION]}
-    request.update(changes)
-    return request
-
-
-def test_plan_on_an_empty_server_then_create(server):
-    planned = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=True)
-    assert planned["changed"] is True
-    assert planned["actions"] == [
-        "create_collection(collection='documents', fields=['id', 'tenant', 'embedding'], consistency_level='Strong')",
-        "create_partition(collection='documents', partition='tenant_a')",
-        "create_partition(collection='documents', partition='tenant_b')",
-    ]
-    assert server["calls"] == []  # check mode calls nothing that changes the server
-    done = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=False)
-    assert done["actions"] == planned["actions"]
-    assert [c[0] for c in server["calls"]] == ["create_collection", "create_partition", "create_partition"]
-
-
-def test_new_database_is_created_first(server):
-    planned = bootstrap.collections("http://milvus:19530", None, 5, _request(db_name="rag"), check=True)
-    assert planned["actions"][0] == "create_database(db_name='rag')"
-    assert server["calls"] == []
-
-
-def test_existing_collection_same_definition_only_missing_partitions(server):
-    server["collections"]["documents"] = (_described(), ["_default", "tenant_a"])
-    done = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=False)
-    assert done["actions"] == ["create_partition(collection='documents', partition='tenant_b')"]
-    assert done["collections"]["documents"] == {"existed": True, "partitions_created": ["tenant_b"]}
-    server["collections"]["documents"] = (_described(), ["_default", "tenant_a", "tenant_b"])
-    server["calls"][:] = []
-    again = bootstrap.collections("http://milvus:19530", None, 5, _request(), check=False)
-    assert again["changed"] is False and again["actions"] == [] and server["calls"] == []
-
-
-def test_schema_difference_fails_before_any_change(server):
-    server["collections"]["documents"] = (_described(dim=32, max_length=128, consistency="Bounded"), ["_default"])
-    other = dict(COLLECTION, name="other")
-    with pytest.raises(bootstrap.BootstrapError) as err:
-        bootstrap.collections("http://milvus:19530", None, 5, _request(collections=[other, COLLECTION]), check=False)
-    msg = err.value.msg
-    assert "collection documents differs from milvus_collections" in msg
-    assert "field embedding: dim is 32 on the server, 16 requested" in msg
-    assert "field tenant: max_length is 128 on the server, 64 requested" in msg
-    assert "consistency_level is 'Bounded' on the server, 'Strong' requested" in msg
-    assert server["calls"] == []  # not even the other, valid collection was created
-
-
-def test_extra_or_missing_fields_are_differences():
-    described = _described()
-    described["fields"].append({"name": "extra", "type": FakeType("JSON"), "params": {}})
-    spec = dict(COLLECTION, fields=COLLECTION["fields"][:2] + [{"name": "vec", "type": "FLOAT_VECTOR", "dim": 16}])
-    diffs = bootstrap.differences(spec, described)
-    assert "field vec: missing on the server" in diffs
-    assert "field embedding: on the server, not requested" in diffs
-    assert "field extra: on the server, not requested" in diffs
-
-
-def test_root_password_changed_once(server):
-    planned = bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=True)
-    assert planned == {"changed": True, "actions": ["update_password(user='root')"]}
-    assert server["calls"] == []
-    done = bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=False)
-    assert done["changed"] is True
-    assert server["calls"] == [("update_password", ("root", "Milvus", "N3w-root-password"))]
-    server["passwords"]["root"] = "N3w-root-password"
-    again = bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=False)
-    assert again == {"changed": False, "actions": []}
-
-
-def test_root_password_changed_elsewhere_fails(server):
-    server["passwords"]["root"] = "someone-else-set-this"
-    with pytest.raises(bootstrap.BootstrapError) as err:
-        bootstrap.root_password("http://milvus:19530", 5, {"root_password": "N3w-root-password"}, check=False)
-    assert "Set milvus_root_password to the current one" in err.value.msg
-    assert "N3w-root-password" not in err.value.msg
-
-
-def test_script_answers_json_without_the_secret():
-    """The command line the role runs: the request on standard input, one JSON object out, even on failure."""
-    request = {"uri": "http://127.0.0.1:9", "token": "root:Sup3r-secret-token", "timeout": 2,
-               "db_name": "default", "collections": [COLLECTION]}
-    proc = subprocess.run([sys.executable, os.path.join(ROLE, "files", "milvus_bootstrap.py"), "--check", "collections", "-"],
-                          input=json.dumps(request), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    answer = json.loads(proc.stdout)
-    assert answer["failed"] is True and answer["changed"] is False and answer["check"] is True
-    assert answer["msg"].startswith("cannot connect to Milvus at http://127.0.0.1:9")
-    assert "Sup3r-secret-token" not in proc.stdout + proc.stderr
+def test_bootstrap_token_follows_authorization(minio, local):
+    assert minio["computed"]["_milvus_client_token"] == "root:R00t-password-for-milvus"  # authorization on
+    assert local["computed"]["_milvus_client_token"] == ""  # off
