@@ -23,6 +23,6 @@ stage argument-specs python tools/check_argument_specs.py
 stage sanity tools/sanity.sh
 stage build tools/build_check.sh
 stage pytest python -m pytest -p no:cacheprovider tests/unit tests/integration ${PYTEST_ARGS:-}
-stage molecule tools/molecule.sh ${MOLECULE_SCENARIOS:-docker bluegreen pgvector milvus base nginx}
+stage molecule tools/molecule.sh ${MOLECULE_SCENARIOS:-logpipeline bluegreen pgvector milvus monitoring docker nginx mariadb redis base}
 echo "=== make test: all stages ok in $(( $(date +%s) - t0 )) s"
 echo "stages: $passed passed, 0 failed"
