@@ -31,13 +31,15 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 
 import pytest
+
+# Free on the wildcard address, hence on 127.0.0.1 too: the milvus fixture's helper serves both.
+from lib.milvus_server import free_ports
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_SCRIPT = os.path.join(REPO, "lab", "artifacts", "kafka", "build.sh")
@@ -55,21 +57,6 @@ TEST_SETTINGS = {
     "num.partitions": "1",
     "auto.create.topics.enable": "true",
 }
-
-
-def free_ports(count):
-    """``count`` distinct ports free on 127.0.0.1 right now."""
-    socks, ports = [], []
-    try:
-        while len(ports) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-            ports.append(sock.getsockname()[1])
-    finally:
-        for sock in socks:
-            sock.close()
-    return ports
 
 
 def kafka_distribution():
