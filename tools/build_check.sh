@@ -26,10 +26,22 @@ if [ "$size" -gt "$max_bytes" ]; then
   tar -tvzf "$tarball" | sort -k3 -n -r | head -n 10 >&2
   exit 1
 fi
+# execution-environment.yml: ansible-builder validates it against its version 3 schema and writes
+# the build context (no image is built); the context must carry this tarball and the same
+# requirements, and the environment's ansible-core must be the one tested here.
+ansible-builder create -f execution-environment.yml -c "$tmp/ee" --output-filename Containerfile >/dev/null \
+  || { echo "build: ansible-builder create rejected execution-environment.yml" >&2; exit 1; }
+[ -f "$tmp/ee/_build/collections/$(basename "$tarball")" ] \
+  || { echo "build: the execution environment's context lacks $(basename "$tarball")" >&2; exit 1; }
+cmp -s requirements.txt "$tmp/ee/_build/requirements.txt" \
+  || { echo "build: the execution environment's requirements differ from requirements.txt" >&2; exit 1; }
+core=$(python -c 'import ansible.release as r; print(r.__version__)')
+grep -q "ansible-core==$core\b" "$tmp/ee/Containerfile" \
+  || { echo "build: execution-environment.yml does not pin ansible-core==$core (the tested one)" >&2; exit 1; }
 cd "$tmp"
 ansible-playbook aistack.infra.site -i "$repo/inventories/prod/hosts.yml" --syntax-check >/dev/null
 for m in "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py; do
   [ -e "$m" ] || continue
   ansible-doc -t module "aistack.infra.$(basename "$m" .py)" >/dev/null
 done
-echo "build: $(basename "$tarball") ($size bytes) installs; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"
+echo "build: $(basename "$tarball") ($size bytes) installs, execution-environment.yml is valid; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"
