@@ -16,7 +16,7 @@ export MOLECULE_JOBS
 export MOLECULE_SCENARIOS PYTEST_ARGS
 
 
-.PHONY: help deps lab lab-down lab-client test lint yamllint ansible-lint sanity specs unit integration molecule bench build clean
+.PHONY: help deps lab lab-down lab-client test lint yamllint ansible-lint sanity specs unit integration molecule bench build changelog clean
 
 help:
 	@echo "make lab       - deploy the all-in-one stack into a local lab host and print its health table"
@@ -25,6 +25,7 @@ help:
 	@echo "make test      - lint, sanity, unit, integration and molecule tests (installs what it needs)"
 	@echo "make bench     - benchmarks (on demand, see bench/README.md)"
 	@echo "make build     - build the collection tarball"
+	@echo "make changelog - write CHANGELOG.rst: the next release's notes from changelogs/fragments"
 
 deps: $(VENV)/.installed .collections/ansible_collections/aistack/infra
 
@@ -82,6 +83,9 @@ bench: deps
 build: deps
 	mkdir -p build
 	ansible-galaxy collection build --force --output-path build .
+
+changelog: deps
+	tools/changelog.sh CHANGELOG.rst
 
 clean:
 	rm -rf build tests/output .pytest_cache

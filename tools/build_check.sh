@@ -38,10 +38,12 @@ cmp -s requirements.txt "$tmp/ee/_build/requirements.txt" \
 core=$(python -c 'import ansible.release as r; print(r.__version__)')
 grep -q "ansible-core==$core\b" "$tmp/ee/Containerfile" \
   || { echo "build: execution-environment.yml does not pin ansible-core==$core (the tested one)" >&2; exit 1; }
+# The changelog fragments pass antsibull-changelog lint and make the next release's notes.
+tools/changelog.sh >/dev/null || exit 1
 cd "$tmp"
 ansible-playbook aistack.infra.site -i "$repo/inventories/prod/hosts.yml" --syntax-check >/dev/null
 for m in "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py; do
   [ -e "$m" ] || continue
   ansible-doc -t module "aistack.infra.$(basename "$m" .py)" >/dev/null
 done
-echo "build: $(basename "$tarball") ($size bytes) installs, execution-environment.yml is valid; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"
+echo "build: $(basename "$tarball") ($size bytes) installs, execution-environment.yml is valid, the changelog fragments lint and generate; aistack.infra.site and $(ls "$tmp"/ansible_collections/aistack/infra/plugins/modules/*.py 2>/dev/null | wc -l) module doc(s) resolve from it"
