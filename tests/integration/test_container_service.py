@@ -23,10 +23,11 @@ def docker(*args, check=True):
 
 
 def cleanup():
-    for name in (PREFIX, PREFIX + "-bad", PREFIX + "-wild"):
+    for name in (PREFIX, PREFIX + "-bad", PREFIX + "-wild", PREFIX + "-hostns"):
         docker("rm", "-f", name, check=False)
     docker("volume", "rm", "-f", PREFIX + "-data", check=False)
     docker("network", "rm", PREFIX + "-net", check=False)
+    docker("network", "rm", PREFIX + "-hostnet", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,35 @@ def test_missing_required_input_is_named(engine):
     proc = run_playbook(play(include(variables)))
     assert proc.returncode != 0
     assert "container_service_healthcheck" in proc.stdout
+
+
+def test_host_namespaces_without_a_network_or_published_ports(engine):
+    """node_exporter's shape: the host's network and PID namespaces, a read-only bind with a propagation mode.
+
+    node_exporter binds / with rslave, which Docker allows only when / is a shared or slave mount
+    (systemd makes it shared; this machine's / without systemd is private), so this test binds /etc
+    and passes rprivate through.
+    """
+    variables = service_vars(
+        container_service_name=PREFIX + "-hostns", container_service_network=PREFIX + "-hostnet",
+        container_service_network_aliases=[], container_service_published_ports=[],
+        container_service_network_mode="host", container_service_pid_mode="host",
+        container_service_volumes=["/etc:/host:ro,rprivate"],
+        container_service_healthcheck={"test": ["CMD", "test", "-f", "/host/hostname"], "interval": "1s",
+                                       "timeout": "2s", "retries": 3, "start_period": "5s"})
+    first = run_playbook(play(include(variables)))
+    assert first.returncode == 0, first.stdout[-3000:]
+    info = inspect(PREFIX + "-hostns")
+    assert info["State"]["Health"]["Status"] == "healthy"
+    assert info["HostConfig"]["NetworkMode"] == "host" and info["HostConfig"]["PidMode"] == "host"
+    assert [(m["Destination"], m["RW"], m["Propagation"]) for m in info["Mounts"]] == [("/host", False, "rprivate")]
+    # The host's PID 1 is visible: the container shares the host's PID namespace.
+    assert docker("exec", PREFIX + "-hostns", "test", "-d", "/proc/1").returncode == 0
+    assert docker("network", "inspect", PREFIX + "-hostnet", check=False).returncode != 0
+    again = run_playbook(play(include(variables)))
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert stats(again)["changed"] == 0
+
+    published = run_playbook(play(include(dict(variables, container_service_published_ports=["127.0.0.1:18097:9100"]))))
+    assert published.returncode != 0
+    assert "Docker ignores published ports" in published.stdout
