@@ -19,7 +19,7 @@ import re
 import time
 import traceback
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
     from pymilvus import MilvusClient
@@ -671,3 +671,37 @@ def _reason(exc):
     code = getattr(exc, 'code', None)
     text = message if message else str(exc)
     return '%s (code %s)' % (text, code) if code not in (None, 0, -1) and message else text
+
+
+def run_manager_module(argument_spec, manager_class, required_if=None):
+    """main() of the Milvus modules: validate the arguments, run one manager, report.
+
+    On a MilvusIndexError the result names the API calls already made (``actions``) and says
+    changed when there were any (outside check mode); the manager's connections are closed either
+    way; warnings the manager returns become module warnings; ``diff`` is returned only in diff mode.
+    """
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=MILVUS_MUTUALLY_EXCLUSIVE,
+        required_together=MILVUS_REQUIRED_TOGETHER,
+        required_if=required_if or [],
+        supports_check_mode=True,
+    )
+    if not HAS_PYMILVUS:
+        module.fail_json(msg=missing_required_lib('pymilvus'), exception=PYMILVUS_IMPORT_ERROR)
+
+    manager = manager_class(module.params, check_mode=module.check_mode)
+    close = getattr(manager, 'close', lambda: None)
+    try:
+        result = manager.run()
+    except MilvusIndexError as exc:
+        details = dict(exc.details)
+        details.setdefault('actions', list(manager.actions))
+        close()
+        module.fail_json(msg=exc.msg, changed=bool(details['actions']) and not module.check_mode, **details)
+    close()
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)

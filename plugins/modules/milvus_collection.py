@@ -232,15 +232,10 @@ differences:
     - {key: 'field embedding: dim', current: 768, requested: 1536}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.aistack.infra.plugins.module_utils._milvus import (
-    HAS_PYMILVUS,
     MILVUS_CONNECTION_ARGS,
-    MILVUS_MUTUALLY_EXCLUSIVE,
-    MILVUS_REQUIRED_TOGETHER,
-    PYMILVUS_IMPORT_ERROR,
-    MilvusIndexError,
+    run_manager_module,
 )
 from ansible_collections.aistack.infra.plugins.module_utils._milvus_collection import (
     CONSISTENCY_LEVELS,
@@ -276,29 +271,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=MILVUS_MUTUALLY_EXCLUSIVE,
-        required_together=MILVUS_REQUIRED_TOGETHER,
-        required_if=[('state', 'present', ('fields',))],
-        supports_check_mode=True,
-    )
-    if not HAS_PYMILVUS:
-        module.fail_json(msg=missing_required_lib('pymilvus'), exception=PYMILVUS_IMPORT_ERROR)
-
-    manager = MilvusCollectionManager(module.params, check_mode=module.check_mode)
-    try:
-        result = manager.run()
-    except MilvusIndexError as exc:
-        details = dict(exc.details)
-        details.setdefault('actions', manager.actions)
-        manager.close()
-        module.fail_json(msg=exc.msg, changed=bool(details['actions']) and not module.check_mode, **details)
-    manager.close()
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
-
+    run_manager_module(argument_spec(), MilvusCollectionManager, required_if=[('state', 'present', ('fields',))])
 
 if __name__ == '__main__':
     main()

@@ -116,15 +116,10 @@ diff:
     after: {name: root, exists: true, password: user_password}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.aistack.infra.plugins.module_utils._milvus import (
-    HAS_PYMILVUS,
     MILVUS_CONNECTION_ARGS,
-    MILVUS_MUTUALLY_EXCLUSIVE,
-    MILVUS_REQUIRED_TOGETHER,
-    PYMILVUS_IMPORT_ERROR,
-    MilvusIndexError,
+    run_manager_module,
 )
 from ansible_collections.aistack.infra.plugins.module_utils._milvus_user import MilvusUserManager
 
@@ -141,27 +136,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=MILVUS_MUTUALLY_EXCLUSIVE,
-        required_together=MILVUS_REQUIRED_TOGETHER,
-        required_if=[('state', 'present', ('user_password',))],
-        supports_check_mode=True,
-    )
-    if not HAS_PYMILVUS:
-        module.fail_json(msg=missing_required_lib('pymilvus'), exception=PYMILVUS_IMPORT_ERROR)
-
-    manager = MilvusUserManager(module.params, check_mode=module.check_mode)
-    try:
-        result = manager.run()
-    except MilvusIndexError as exc:
-        module.fail_json(msg=exc.msg, changed=False, actions=manager.actions)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
-
+    run_manager_module(argument_spec(), MilvusUserManager, required_if=[('state', 'present', ('user_password',))])
 
 if __name__ == '__main__':
     main()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import tempfile
 
+import pytest
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -155,3 +156,39 @@ def run_module(module, args, check=False, diff=False, extra_env=None, timeout=60
     result = task["hosts"]["localhost"]
     result.setdefault("failed", False)
     return result
+
+
+def preflight_suite(role, cases, preflight, secrets=(), tag=None):
+    """The bad-input tests every role's unit tests share, for ``role_preflight_probe``'s ``cases``:
+
+    - each case fails naming its variable (or passes when its expectation is None);
+    - only the ``preflight`` tasks of the role ran (so a wrongly accepted case changed nothing);
+    - none of ``secrets`` (strings searched for in the whole output) was printed.
+
+    Returns (fixture, test, test, test); a test module binds them to its own names, e.g.
+    ``probe, test_invalid_variables, test_only_preflight_ran, test_secrets_never_printed = preflight_suite(...)``,
+    so that pytest collects them there.
+    """
+    tag = tag or role + "_preflight"
+
+    @pytest.fixture(scope="module")
+    def probe():
+        return role_preflight_probe(role, cases, tag)
+
+    @pytest.mark.parametrize("case", sorted(cases))
+    def test_invalid_variables_fail_naming_the_variable(probe, case):
+        results, _ran, _raw = probe
+        assert_probe_case(results, case, cases[case][1])
+
+    def test_probe_ran_only_validation_and_preflight(probe):
+        """Nothing past preflight ran, so a failing case cannot have changed anything."""
+        _results, ran, _raw = probe
+        assert_only_preflight_ran(ran, role, preflight)
+
+    def test_secrets_never_printed(probe):
+        _results, _ran, raw = probe
+        for secret in secrets:
+            assert secret not in raw
+
+    return probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight, \
+        test_secrets_never_printed

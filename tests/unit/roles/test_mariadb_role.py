@@ -13,7 +13,7 @@ import json
 import subprocess
 
 import pytest
-from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, render_role_templates, role_preflight_probe
+from lib.ansible_run import preflight_suite, render_role_templates
 
 ROOT = "R00t-mariadb-password"
 APP = "App-mariadb-password-42"
@@ -79,29 +79,10 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def probe():
-    return role_preflight_probe("mariadb", CASES, "mariadb_preflight")
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_invalid_variables_fail_naming_the_variable(probe, case):
-    results, _ran, _raw = probe
-    assert_probe_case(results, case, CASES[case][1])
-
-
-def test_probe_ran_only_validation_and_preflight(probe):
-    """Nothing past preflight ran, so a failing case cannot have changed anything."""
-    _results, ran, _raw = probe
-    preflight = {"Validating arguments against arg spec", "Gather the memory facts", "Judge the passwords",
-                 "Assert that every password", "Collect invalid variables", "Assert that the variables are valid"}
-    assert_only_preflight_ran(ran, "mariadb", preflight)
-
-
-def test_secrets_never_printed(probe):
-    _results, _ran, raw = probe
-    for secret in SECRETS:
-        assert secret not in raw
+PREFLIGHT = {"Validating arguments against arg spec", "Gather the memory facts", "Judge the passwords",
+             "Assert that every password", "Collect invalid variables", "Assert that the variables are valid"}
+(probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
+ test_secrets_never_printed) = preflight_suite("mariadb", CASES, PREFLIGHT, SECRETS)
 
 
 # --- Rendering -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import os
 
 import pytest
 import yaml
-from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, render_role_templates, role_preflight_probe
+from lib.ansible_run import preflight_suite, render_role_templates
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "milvus")
@@ -144,33 +144,11 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def probe():
-    return role_preflight_probe("milvus", CASES, "milvus_preflight")
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_invalid_variables_fail_naming_the_variable(probe, case):
-    results, _ran, _raw = probe
-    assert_probe_case(results, case, CASES[case][1])
-
-
-def test_probe_ran_only_validation_and_preflight(probe):
-    """Nothing past preflight ran, so a failing case cannot have changed anything."""
-    _results, ran, _raw = probe
-    preflight = {"Validating arguments against arg spec", "Judge the credentials", "Assert that every credential",
-                 "Assert that the container, network, port and path settings", "Assert that milvus_config",
-                 "Assert that the collections to bootstrap"}
-    assert_only_preflight_ran(ran, "milvus", preflight)
-
-
-def test_secrets_never_printed(probe):
-    _results, _ran, raw = probe
-    for secret in SECRETS:
-        if secret == "Milvus":
-            assert '"Milvus"' not in raw
-        else:
-            assert secret not in raw
+PREFLIGHT = {"Validating arguments against arg spec", "Judge the credentials", "Assert that every credential",
+             "Assert that the container, network, port and path settings", "Assert that milvus_config",
+             "Assert that the collections to bootstrap"}
+(probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
+ test_secrets_never_printed) = preflight_suite("milvus", CASES, PREFLIGHT, tuple('"Milvus"' if s == "Milvus" else s for s in SECRETS))
 
 
 # --- Rendering -----------------------------------------------------------------------------------

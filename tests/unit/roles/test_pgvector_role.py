@@ -14,7 +14,7 @@ import re
 import subprocess
 
 import pytest
-from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, render_role_templates, role_preflight_probe
+from lib.ansible_run import preflight_suite, render_role_templates
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "pgvector")
@@ -104,30 +104,11 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def probe():
-    return role_preflight_probe("pgvector", CASES, "pgvector_preflight")
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_invalid_variables_fail_naming_the_variable(probe, case):
-    results, _ran, _raw = probe
-    assert_probe_case(results, case, CASES[case][1])
-
-
-def test_probe_ran_only_validation_and_preflight(probe):
-    """Nothing past preflight ran, so a failing case cannot have changed anything."""
-    _results, ran, _raw = probe
-    preflight = {"Validating arguments against arg spec", "Gather the hardware facts", "Load the variables",
-                 "Judge the passwords", "Assert that every password", "Collect invalid variables",
-                 "Assert that the variables are valid"}
-    assert_only_preflight_ran(ran, "pgvector", preflight)
-
-
-def test_passwords_never_printed(probe):
-    _results, _ran, raw = probe
-    for secret in ("a-good-password-123", "another-good-pw-1", "viewer-pw-9876", "tiny-secret", "changeme-later-2024"):
-        assert secret not in raw
+PREFLIGHT = {"Validating arguments against arg spec", "Gather the hardware facts", "Load the variables",
+             "Judge the passwords", "Assert that every password", "Collect invalid variables",
+             "Assert that the variables are valid"}
+(probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
+ test_secrets_never_printed) = preflight_suite("pgvector", CASES, PREFLIGHT, ("a-good-password-123", "another-good-pw-1", "viewer-pw-9876", "tiny-secret", "changeme-later-2024"))
 
 
 # --- Rendering -----------------------------------------------------------------------------------

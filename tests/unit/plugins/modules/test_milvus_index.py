@@ -106,7 +106,7 @@ def test_failure_after_a_change_reports_changed_and_the_actions(go):
 
 
 def test_missing_pymilvus(go, monkeypatch):
-    monkeypatch.setattr(milvus_index, "HAS_PYMILVUS", False)
+    monkeypatch.setattr(_milvus, "HAS_PYMILVUS", False)
     failed, out = go(BASE)
     assert failed and "Failed to import the required Python library (pymilvus)" in out["msg"]
 
