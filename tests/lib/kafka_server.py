@@ -175,11 +175,12 @@ class KafkaServer:
             for key, value in props.items():
                 fh.write("%s=%s\n" % (key, value.replace("\\", "\\\\").replace("\n", "\\n")))
         os.chmod(config, 0o600)
-        # What `StorageTool random-uuid` prints (a random UUID, URL-safe base64 without padding), without a JVM.
+        # What `StorageTool random-uuid` prints (a random UUID, URL-safe base64 without padding), without a JVM;
+        # passed as --cluster-id=ID because an id that starts with "-" is otherwise taken for an option.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         scram = ["--add-scram", "SCRAM-SHA-512=[name=%s,password=%s]" % (SASL_USER, password),
                  "--add-scram", "SCRAM-SHA-256=[name=%s,password=%s]" % (SASL_USER, password)]
-        fmt = subprocess.run(self._java(dist, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", config,
+        fmt = subprocess.run(self._java(dist, "kafka.tools.StorageTool", "format", "--cluster-id=" + cluster_id, "-c", config,
                                         *scram), capture_output=True, text=True, timeout=120)
         if fmt.returncode != 0:
             raise RuntimeError("kafka storage format failed (rc %d): %s%s" % (fmt.returncode, fmt.stdout, fmt.stderr))
