@@ -146,7 +146,9 @@ CASES = {
 
 PREFLIGHT = {"Validating arguments against arg spec", "Judge the credentials", "Assert that every credential",
              "Assert that the container, network, port and path settings", "Assert that milvus_config",
-             "Assert that the collections to bootstrap"}
+             "Assert that the collections to bootstrap",
+             # the GPU pin check reads the PCI bus (aistack.infra.gpu_pci_info, read-only) and asserts
+             "Count the host's GPUs for the Milvus pin", "Assert that the Milvus GPU pin"}
 (probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
  test_secrets_never_printed) = preflight_suite("milvus", CASES, PREFLIGHT, tuple('"Milvus"' if s == "Milvus" else s for s in SECRETS))
 
