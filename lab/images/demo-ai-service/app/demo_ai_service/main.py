@@ -6,21 +6,34 @@ Endpoints
                  (a marker file baked at build time), so a deploy of it must roll back.
   GET  /version  the version baked into the image ({"version": "1.1.0", ...}).
   GET  /search?q=TEXT&k=5, POST /search {"query": TEXT | "embedding": [...], "k": 5}
-                 nearest documents from a pgvector table when DATABASE_URL is set;
-                 otherwise 503 "no vector store configured".
+                 in consumer mode: the k nearest log lines of the OpenSearch k-NN index (the
+                 query embedded with all-MiniLM-L6-v2); otherwise the nearest documents from a
+                 pgvector table when DATABASE_URL is set; otherwise 503 "no vector store configured".
+  GET  /qa?q=QUESTION    consumer mode: the cached answer of the nearest question in qa-cache
+                 when its score reaches QA_CACHE_MIN_SCORE (404 otherwise);
+  POST /qa {"question", "answer"}  stores an answer in qa-cache.
+  GET  /consumer consumer mode: the log consumer's counters and last error.
+
+Consumer mode (LOG_CONSUMER_ENABLED=1, settings in logs.py): a Kafka consumer thread embeds each
+log line and writes it into the k-NN index; /health fails while the consumer could not start (a
+wrong setting, an index of another dimension), so a bluegreen deploy of it rolls back. SIGTERM:
+uvicorn stops serving, then the consumer finishes its batch, commits and leaves the group.
 
 Settings (environment)
   DATABASE_URL       libpq URL of a PostgreSQL database with the vector extension.
   SEARCH_TABLE       table with columns id, content, embedding vector(N) (default documents).
   BLUEGREEN_SLOT     the blue-green slot the container runs in, echoed by /version.
   DEMO_HEALTH_FAIL   "1" makes /health fail (any version), for failure drills.
+  QA_CACHE_MIN_SCORE the k-NN score a cached question must reach (default 0.95: cosine 0.9 on lucene).
 """
 import hashlib
 import math
 import os
 import re
+import logging
 import threading
 import time
+from contextlib import asynccontextmanager
 from typing import List, Optional
 
 from fastapi import FastAPI, HTTPException, Query
@@ -44,7 +57,45 @@ VERSION = _read("VERSION", os.environ.get("DEMO_VERSION", "0.0.0-dev"))
 BROKEN = os.path.exists(os.path.join(HOME, "BROKEN")) or os.environ.get("DEMO_HEALTH_FAIL") == "1"
 STARTED = time.time()
 
-app = FastAPI(title="aistack demo AI service", version=VERSION)
+CONSUMER_MODE = os.environ.get("LOG_CONSUMER_ENABLED", "") == "1"
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class LogSearch:
+    """Consumer mode: the embedder, the OpenSearch client and the consumer thread."""
+
+    def __init__(self):
+        from demo_ai_service import logs
+        from demo_ai_service.embedding import Embedder
+        self.logs = logs
+        self.cfg = logs.settings_from_env()
+        self.embedder = Embedder()
+        self.client = logs.opensearch_client(self.cfg)
+        self.consumer = logs.LogConsumer(self.cfg, self.embedder, self.client)
+        self.min_score = float(os.environ.get("QA_CACHE_MIN_SCORE", "0.95"))
+        self.lock = threading.Lock()  # the embedder's numpy work is shared by requests and the consumer
+
+    def embed(self, text):
+        with self.lock:
+            return self.embedder.encode([text])[0]
+
+
+_LOGS = None
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    global _LOGS
+    if CONSUMER_MODE:
+        _LOGS = LogSearch()
+        _LOGS.consumer.start()
+    yield
+    # uvicorn calls this after it stopped serving (SIGTERM): finish the batch, commit, leave the group.
+    if _LOGS is not None:
+        _LOGS.consumer.stop()
+
+
+app = FastAPI(title="aistack demo AI service", version=VERSION, lifespan=lifespan)
 
 
 def embed(text, dim):
@@ -119,6 +170,9 @@ def health():
     if BROKEN:
         return JSONResponse(status_code=500, content={"status": "unhealthy", "version": VERSION,
                                                       "reason": "this build is marked broken"})
+    if _LOGS is not None and (not _LOGS.consumer.ready.is_set() or not _LOGS.consumer.is_alive()):
+        return JSONResponse(status_code=500, content={"status": "unhealthy", "version": VERSION,
+                                                      "reason": "log consumer: %s" % (_LOGS.consumer.error or "starting")})
     return {"status": "ok", "version": VERSION, "uptime_s": round(time.time() - STARTED, 1)}
 
 
@@ -128,6 +182,8 @@ def version():
 
 
 def _search(query, embedding, k):
+    if _LOGS is not None:
+        return _log_search(query, embedding, k)
     if _STORE is None:
         raise HTTPException(status_code=503, detail="no vector store configured: set DATABASE_URL to a "
                                                     "PostgreSQL database with the pgvector extension")
@@ -150,3 +206,57 @@ def search_get(q: str = Query(..., min_length=1), k: int = Query(5, ge=1, le=100
 @app.post("/search")
 def search_post(req: SearchRequest):
     return _search(req.query, req.embedding, req.k)
+
+
+def _log_search(query, embedding, k):
+    if (query is None) == (embedding is None):
+        raise HTTPException(status_code=422, detail="give exactly one of 'query' (text) or 'embedding' (numbers)")
+    dim = _LOGS.embedder.dimension
+    vector = _LOGS.embed(query) if embedding is None else embedding
+    if len(vector) != dim:
+        raise HTTPException(status_code=422, detail="embedding has %d dimensions, the index expects %d" % (len(vector), dim))
+    try:
+        hits = _LOGS.logs.knn_search(_LOGS.client, _LOGS.cfg["log_index"], _LOGS.cfg["field"], vector, k)
+    except Exception as exc:
+        raise HTTPException(status_code=503, detail="OpenSearch unavailable: %s" % str(exc).strip())
+    return {"version": VERSION, "index": _LOGS.cfg["log_index"], "dimensions": dim, "k": k, "results": hits}
+
+
+class QARequest(BaseModel):
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+
+def _need_logs():
+    if _LOGS is None:
+        raise HTTPException(status_code=503, detail="consumer mode is off (LOG_CONSUMER_ENABLED=1)")
+    return _LOGS
+
+
+@app.get("/qa")
+def qa_get(q: str = Query(..., min_length=1)):
+    logs = _need_logs()
+    try:
+        hits = logs.logs.knn_search(logs.client, logs.cfg["qa_index"], logs.cfg["field"], logs.embed(q), 1)
+    except Exception as exc:
+        raise HTTPException(status_code=503, detail="OpenSearch unavailable: %s" % str(exc).strip())
+    if not hits or hits[0]["score"] < logs.min_score:
+        return JSONResponse(status_code=404, content={"cached": False, "nearest": hits[0] if hits else None})
+    return {"cached": True, "question": hits[0].get("question"), "answer": hits[0].get("answer"), "score": hits[0]["score"]}
+
+
+@app.post("/qa")
+def qa_post(req: QARequest):
+    logs = _need_logs()
+    doc_id = hashlib.sha256(req.question.strip().lower().encode("utf-8")).hexdigest()
+    body = {"question": req.question, "answer": req.answer, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            logs.cfg["field"]: [float(v) for v in logs.embed(req.question)]}
+    logs.client.index(index=logs.cfg["qa_index"], id=doc_id, body=body, refresh="wait_for")
+    return {"stored": True, "id": doc_id}
+
+
+@app.get("/consumer")
+def consumer_stats():
+    logs = _need_logs()
+    return {"group_id": logs.cfg["group_id"], "topics": logs.cfg["topics"], "alive": logs.consumer.is_alive(),
+            "error": logs.consumer.error, **logs.consumer.stats}
