@@ -14,6 +14,6 @@ pip download --quiet --no-deps --only-binary=:all: --dest wheels \
 for whl in wheels/*.whl; do
   name=$(basename "$whl" | cut -d- -f1 | tr 'A-Z_' 'a-z-')
   ver=$(basename "$whl" | cut -d- -f2)
-  cat requirements.txt requirements-nodeps.txt | grep -qix "${name}==${ver}" || rm -f "$whl"
+  grep -qix "${name}==${ver}" requirements.txt requirements-nodeps.txt || rm -f "$whl"
 done
 ls wheels/*.whl >/dev/null
