@@ -69,7 +69,7 @@ CASES = {
     "valid-alert-overrides": (_with(monitoring_alert_for={"postgres_down": "30s"},
                                     monitoring_alert_thresholds={"certificate_days": 21}), None),
     "unknown-exporter": (_with(monitoring_exporters=["node", "mongodb"]),
-                         ["monitoring_exporters: unknown exporter mongodb (known: node, postgres, nginx)"]),
+                         ["monitoring_exporters: unknown exporter mongodb (known: node, postgres, nginx, opensearch)"]),
     "scrape-interval": (_with(monitoring_scrape_interval="30 seconds"),
                         ["monitoring_scrape_interval is not a Prometheus duration such as 30s, 5m, 1h30m (is 30 seconds)"]),
     "evaluation-interval": (_with(monitoring_evaluation_interval="1.5m"),
@@ -164,7 +164,11 @@ INVENTORY = {
                                            "db2": {"monitoring_scrape_address": "fd00::12"}}},
             "milvus_servers": {"hosts": {"vec1": {"ansible_host": "10.0.0.21"}}},
             "web_servers": {"hosts": {"web1": {"aistack_bind_address": "10.0.0.31"}}},
-            "kafka_servers": {"hosts": {"kafka1": {"aistack_bind_address": "10.0.0.41"}}},
+            # The log pipeline: OpenSearch exporter targets on every host, Kafka only where the broker
+            # runs the JMX exporter agent (aistack.infra.logpipeline's variable).
+            "logpipeline_servers": {"hosts": {"kafka1": {"aistack_bind_address": "10.0.0.41",
+                                                         "logpipeline_kafka_jmx_exporter_enabled": True},
+                                              "log2": {"aistack_bind_address": "10.0.0.42"}}},
             "gpu_servers": {"hosts": {}},
         },
     },
@@ -238,7 +242,7 @@ def test_prometheus_config(rendered):
     jobs = {job["job_name"]: job for job in conf["scrape_configs"]}
     # Configuration-only jobs appear when their group has hosts: kafka yes, gpu_servers (empty) no.
     assert sorted(jobs) == ["alertmanager", "blackbox_https", "bluegreen", "kafka", "milvus", "nginx", "node",
-                            "postgres", "prometheus"]
+                            "opensearch", "postgres", "prometheus"]
     assert jobs["postgres"]["file_sd_configs"] == [{"files": ["/etc/prometheus/file_sd/postgres.json"]}]
     assert jobs["blackbox_https"]["params"] == {"module": ["https_cert"]}
     assert jobs["blackbox_https"]["relabel_configs"][-1] == {"target_label": "__address__",
@@ -251,12 +255,15 @@ def test_file_sd_targets_follow_the_inventory(rendered):
     # node on every host of monitoring_targets_groups (all), at its scrape address.
     node = {entry["labels"]["instance"]: entry["targets"] for entry in targets("node")}
     assert node == {"localhost": ["10.0.0.2:9100"], "db1": ["10.0.0.11:9100"], "db2": ["[fd00::12]:9100"],
-                    "vec1": ["10.0.0.21:9100"], "web1": ["10.0.0.31:9100"], "kafka1": ["10.0.0.41:9100"]}
+                    "vec1": ["10.0.0.21:9100"], "web1": ["10.0.0.31:9100"], "kafka1": ["10.0.0.41:9100"],
+                    "log2": ["10.0.0.42:9100"]}
     assert targets("postgres") == [{"targets": ["10.0.0.11:9187"], "labels": {"instance": "db1"}},
                                    {"targets": ["[fd00::12]:9187"], "labels": {"instance": "db2"}}]
     assert targets("milvus") == [{"targets": ["10.0.0.21:9091"], "labels": {"instance": "vec1"}}]
     assert targets("nginx") == [{"targets": ["10.0.0.31:9113"], "labels": {"instance": "web1"}}]
     assert targets("kafka") == [{"targets": ["10.0.0.41:7071"], "labels": {"instance": "kafka1"}}]
+    assert targets("opensearch") == [{"targets": ["10.0.0.41:9114"], "labels": {"instance": "kafka1"}},
+                                     {"targets": ["10.0.0.42:9114"], "labels": {"instance": "log2"}}]
     assert targets("blackbox_https") == [{"targets": ["https://rag.example.org"]}]
     assert targets("bluegreen") == [{"targets": ["http://10.0.0.31:8001/health"], "labels": {"slot": "blue"}}]
     assert not os.path.exists(os.path.join(rendered, "file_sd", "dcgm.json"))
