@@ -179,7 +179,13 @@ class LogConsumer(threading.Thread):
         self.ready.set()
         try:
             while not self.stopping.is_set():
-                polled = consumer.poll(timeout_ms=1000)
+                try:
+                    polled = consumer.poll(timeout_ms=1000)
+                except Exception as exc:  # the broker away for a while: keep trying, the group waits
+                    self.error = "%s: %s" % (type(exc).__name__, exc)
+                    LOG.warning("poll failed, retrying: %s", self.error)
+                    self.stopping.wait(2)
+                    continue
                 records = [r for part in polled.values() for r in part]
                 if not records:
                     continue
@@ -196,10 +202,18 @@ class LogConsumer(threading.Thread):
                     self.stopping.wait(2)
                     continue
                 # The positions after this poll are exactly the records just written.
-                consumer.commit()
+                self.stats["batches"] += 1
+                try:
+                    consumer.commit()
+                except Exception as exc:
+                    # Not committed (a rebalance took the partitions, or the coordinator is away): the
+                    # next commit covers these records, or their new owner writes them again under
+                    # the same ids. Either way nothing is lost and nothing is duplicated.
+                    self.error = "%s: %s" % (type(exc).__name__, exc)
+                    LOG.warning("commit failed: %s", self.error)
+                    continue
                 self.error = None
                 self.stats["commits"] += 1
-                self.stats["batches"] += 1
         except Exception as exc:
             self.error = "%s: %s" % (type(exc).__name__, exc)
             LOG.error("log consumer stopped: %s", self.error)
