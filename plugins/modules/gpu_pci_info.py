@@ -73,6 +73,15 @@ driver:
   returned: always
   type: dict
   sample: {installed_version: "550.163.01", loaded_version: "550.144.03"}
+  contains:
+    installed_version:
+      description: Version of the nvidia kernel module on disk for the running kernel; null when not installed.
+      type: str
+      returned: always
+    loaded_version:
+      description: Version of the loaded nvidia kernel module; null when it is not loaded.
+      type: str
+      returned: always
 reboot_required:
   description: True when the installed driver module is not the one running while a GPU is present.
   returned: always
