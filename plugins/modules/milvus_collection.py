@@ -273,5 +273,6 @@ def argument_spec():
 def main():
     run_manager_module(argument_spec(), MilvusCollectionManager, required_if=[('state', 'present', ('fields',))])
 
+
 if __name__ == '__main__':
     main()

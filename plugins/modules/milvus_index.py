@@ -238,5 +238,6 @@ def argument_spec():
 def main():
     run_manager_module(argument_spec(), MilvusIndexManager, required_if=[('state', 'present', ('index_type', 'metric_type'))])
 
+
 if __name__ == '__main__':
     main()

@@ -138,5 +138,6 @@ def argument_spec():
 def main():
     run_manager_module(argument_spec(), MilvusUserManager, required_if=[('state', 'present', ('user_password',))])
 
+
 if __name__ == '__main__':
     main()
