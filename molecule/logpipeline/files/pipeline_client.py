@@ -8,6 +8,9 @@ SASL_SSL listener, opensearch-py on OpenSearch's published port.
   count RUN_ID N     wait (up to COUNT_TIMEOUT s) until N documents tagged RUN_ID are searchable in
                      logs-*, then wait 10 s more and count again (a late duplicate would show)
   knn                mappings of the k-NN indexes, and a k-NN query on log-vectors after indexing 3 docs
+  vectors RUN_ID N   wait (up to COUNT_TIMEOUT s) until N documents tagged RUN_ID are in log-vectors (the
+                     AI service's consumer), then count them, their distinct Kafka offsets and vectors
+  group GROUP        the group's committed offsets against the topic's end offsets (summed over partitions)
 Prints one JSON object. Settings from the environment: KAFKA_BOOTSTRAP, KAFKA_USER, KAFKA_PASSWORD,
 KAFKA_CA, OPENSEARCH_URL.
 """
@@ -16,7 +19,7 @@ import os
 import sys
 import time
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 from opensearchpy import OpenSearch
@@ -27,6 +30,9 @@ PASSWORD = os.environ.get("KAFKA_PASSWORD", "")
 CA = os.environ.get("KAFKA_CA", "/etc/aistack/logpipeline/tls/ca.crt")
 OPENSEARCH = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200")
 TOPIC = os.environ.get("KAFKA_TOPIC", "app-logs")
+# One distinctive line among the produced ones: the verifier finds it by a k-NN query for a paraphrase.
+DISTINCT_SEQ = 500
+DISTINCT = "TLS handshake with the payment gateway failed: certificate expired"
 
 
 def sasl(password=None, **extra):
@@ -41,7 +47,8 @@ def produce(run_id, n):
     producer = KafkaProducer(value_serializer=lambda v: json.dumps(v).encode(), acks="all", linger_ms=20, **sasl())
     futures = [producer.send(TOPIC, {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                      "service": "molecule", "level": "INFO" if i % 10 else "ERROR",
-                                     "run_id": run_id, "seq": i, "message": "request %d served in %d ms" % (i, i % 97)})
+                                     "run_id": run_id, "seq": i,
+                                     "message": DISTINCT if i == DISTINCT_SEQ else "request %d served in %d ms" % (i, i % 97)})
                for i in range(n)]
     producer.flush(60)
     acked = sum(1 for f in futures if f.succeeded())
@@ -122,6 +129,40 @@ def knn():
     return out
 
 
+def vectors(run_id, n, timeout):
+    client = search()
+    deadline = time.time() + timeout
+    query = {"query": {"term": {"run_id.keyword": run_id}}}
+    seen = -1
+    while time.time() < deadline:
+        client.indices.refresh(index="log-vectors")
+        seen = client.count(index="log-vectors", body=query)["count"]
+        if seen >= n:
+            break
+        time.sleep(3)
+    time.sleep(5)
+    client.indices.refresh(index="log-vectors")
+    aggs = {"seqs": {"cardinality": {"field": "seq"}},
+            "offsets": {"cardinality": {"script": {"source": "doc['kafka.partition'].value * 1000000L + doc['kafka.offset'].value"}}}}
+    result = client.search(index="log-vectors", body=dict(query, size=1, aggs=aggs))
+    doc = result["hits"]["hits"][0]["_source"] if result["hits"]["hits"] else {}
+    return {"count": client.count(index="log-vectors", body=query)["count"],
+            "distinct_seq": result["aggregations"]["seqs"]["value"],
+            "distinct_offsets": result["aggregations"]["offsets"]["value"],
+            "dimension": len(doc.get("embedding", [])), "fields": sorted(doc)}
+
+
+def group(group_id):
+    admin = KafkaAdminClient(**sasl())
+    committed = admin.list_group_offsets(group_id).get(group_id, {})
+    admin.close()
+    consumer = KafkaConsumer(**sasl())
+    parts = [tp for tp in committed if tp.topic == TOPIC]
+    end = consumer.end_offsets(parts) if parts else {}
+    consumer.close()
+    return {"committed": sum(committed[tp].offset for tp in parts), "end": sum(end.values()), "partitions": len(parts)}
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "produce":
@@ -134,6 +175,10 @@ def main():
         result = count(sys.argv[2], int(sys.argv[3]), float(os.environ.get("COUNT_TIMEOUT", "180")))
     elif cmd == "knn":
         result = knn()
+    elif cmd == "vectors":
+        result = vectors(sys.argv[2], int(sys.argv[3]), float(os.environ.get("COUNT_TIMEOUT", "180")))
+    elif cmd == "group":
+        result = group(sys.argv[2])
     else:
         raise SystemExit("unknown command " + cmd)
     print(json.dumps(result))
