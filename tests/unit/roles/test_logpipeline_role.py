@@ -14,7 +14,7 @@ import re
 
 import pytest
 import yaml
-from lib.ansible_run import assert_only_preflight_ran, assert_probe_case, render_role_templates, role_preflight_probe
+from lib.ansible_run import preflight_suite, render_role_templates
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(REPO, "roles", "logpipeline")
@@ -102,15 +102,10 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def probe():
-    return role_preflight_probe("logpipeline", CASES, "logpipeline_preflight")
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_invalid_variables_fail_naming_the_variable(probe, case):
-    results, _ran, _out = probe
-    assert_probe_case(results, case, CASES[case][1])
+PREFLIGHT = ["Validating arguments against arg spec", "Gather the host's memory", "Judge the secrets",
+             "Assert that every secret", "Judge the settings", "Assert that the settings"]
+(probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
+ test_secrets_never_printed) = preflight_suite("logpipeline", CASES, PREFLIGHT, SECRETS)
 
 
 def test_several_problems_are_reported_together(probe):
@@ -118,19 +113,6 @@ def test_several_problems_are_reported_together(probe):
     results, _ran, _out = probe
     assert "logpipeline_kafka_config may not set listeners" in results["kafka-config-owned-key"]
     assert "log.retention.hours" not in results["kafka-config-owned-key"]
-
-
-def test_probe_ran_only_validation_and_preflight(probe):
-    _results, ran, _out = probe
-    assert_only_preflight_ran(ran, "logpipeline", [
-        "Validating arguments against arg spec", "Gather the host's memory", "Judge the secrets",
-        "Assert that every secret", "Judge the settings", "Assert that the settings"])
-
-
-def test_secrets_never_printed(probe):
-    _results, _ran, out = probe
-    for secret in SECRETS:
-        assert secret not in out
 
 
 # --- Rendered configuration --------------------------------------------------------------------

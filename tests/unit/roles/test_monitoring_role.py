@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 import yaml
-from lib.ansible_run import REPO, assert_only_preflight_ran, assert_probe_case, role_preflight_probe, run_playbook
+from lib.ansible_run import REPO, preflight_suite, run_playbook
 
 ROLE = os.path.join(REPO, "roles", "monitoring")
 PROMTOOL = shutil.which("promtool")
@@ -128,29 +128,10 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def probe():
-    return role_preflight_probe("monitoring", CASES, "monitoring_preflight")
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_invalid_variables_fail_naming_the_variable(probe, case):
-    results, _ran, _raw = probe
-    assert_probe_case(results, case, CASES[case][1])
-
-
-def test_probe_ran_only_validation_and_preflight(probe):
-    """Nothing past preflight ran, so a failing case cannot have changed anything."""
-    _results, ran, _raw = probe
-    assert_only_preflight_ran(ran, "monitoring", {"Validating arguments against arg spec", "Judge the secrets",
-                                                  "Assert that every secret", "Assert that the exporters",
-                                                  "Assert that the Alertmanager receivers"})
-
-
-def test_secrets_never_printed(probe):
-    _results, _ran, raw = probe
-    for secret in SECRETS:
-        assert secret not in raw
+PREFLIGHT = {"Validating arguments against arg spec", "Judge the secrets", "Assert that every secret",
+             "Assert that the exporters", "Assert that the Alertmanager receivers"}
+(probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
+ test_secrets_never_printed) = preflight_suite("monitoring", CASES, PREFLIGHT, SECRETS)
 
 
 # --- Rendering, with an inventory of the whole stack ------------------------------------------------
