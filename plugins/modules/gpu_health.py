@@ -23,16 +23,8 @@ author:
 requirements:
   - nvidia-ml-py (provides the C(pynvml) module) on the target host
   - the NVIDIA driver (C(libnvidia-ml.so.1)) on the target host
-attributes:
-  check_mode:
-    description: Runs normally in check mode (it only reads).
-    support: full
-  diff_mode:
-    description: Nothing changes, so there is no diff.
-    support: none
-  idempotent:
-    description: Never reports a change.
-    support: full
+extends_documentation_fragment:
+  - aistack.infra.attributes.info_module
 options:
   expect_count:
     description: Number of GPUs NVML must see on the host.

@@ -20,16 +20,8 @@ description:
     once the driver runs.
 author:
   - aistack.infra maintainers (@aistack)
-attributes:
-  check_mode:
-    description: Runs normally in check mode (it only reads).
-    support: full
-  diff_mode:
-    description: Nothing changes, so there is no diff.
-    support: none
-  idempotent:
-    description: Never reports a change.
-    support: full
+extends_documentation_fragment:
+  - aistack.infra.attributes.info_module
 options:
   sysfs_root:
     description: Where sysfs is mounted.
