@@ -6,13 +6,12 @@ that never becomes healthy fails naming ``docker logs``; wildcard publishing is 
 anything is created; secret environment values never reach the output.
 """
 import json
-import os
 import secrets
 import subprocess
 
 import pytest
 
-from lib.ansible_run import REPO, run_playbook
+from lib.ansible_run import prepare_lab_engine, run_playbook
 
 IMAGE = "aistack-lab/debian:bookworm"
 PREFIX = "aistack-test-cs"
@@ -32,10 +31,7 @@ def cleanup():
 
 @pytest.fixture(scope="module")
 def engine():
-    """The Docker engine and the lab's base image (the same scripts `make test` uses for molecule)."""
-    subprocess.run([os.path.join(REPO, "lab", "bin", "engine.sh")], check=True, capture_output=True)
-    proc = subprocess.run([os.path.join(REPO, "lab", "bin", "images.sh"), "host"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    prepare_lab_engine()
     cleanup()
     yield
     cleanup()

@@ -9,12 +9,11 @@ driver" error, which is what a host without the toolkit says. The container runn
 not tested here (no GPU machine).
 """
 import json
-import os
 import subprocess
 
 import pytest
 
-from lib.ansible_run import REPO, run_playbook
+from lib.ansible_run import prepare_lab_engine, run_playbook
 
 IMAGE = "aistack-lab/debian:bookworm"
 PREFIX = "aistack-test-csgpu"
@@ -31,9 +30,7 @@ def cleanup():
 
 @pytest.fixture(scope="module")
 def engine():
-    subprocess.run([os.path.join(REPO, "lab", "bin", "engine.sh")], check=True, capture_output=True)
-    proc = subprocess.run([os.path.join(REPO, "lab", "bin", "images.sh"), "host"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    prepare_lab_engine()
     cleanup()
     yield
     cleanup()

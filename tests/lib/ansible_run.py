@@ -192,3 +192,11 @@ def preflight_suite(role, cases, preflight, secrets=(), tag=None):
 
     return probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight, \
         test_secrets_never_printed
+
+
+def prepare_lab_engine():
+    """Start the Docker engine and build the lab's base image with the scripts `make test` uses for
+    molecule, for tests that run roles against this machine's engine."""
+    subprocess.run([os.path.join(REPO, "lab", "bin", "engine.sh")], check=True, capture_output=True)
+    proc = subprocess.run([os.path.join(REPO, "lab", "bin", "images.sh"), "host"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
