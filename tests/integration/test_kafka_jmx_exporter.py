@@ -21,6 +21,7 @@ import yaml
 
 from lib.kafka_server import KafkaServer, client_config
 from lib.milvus_server import free_ports
+from lib.prometheus_text import monitoring_metric_names, scrape
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RULES = os.path.join(REPO, "roles", "logpipeline", "files", "kafka-jmx-exporter.yml")
@@ -78,29 +79,9 @@ def broker():
         server.stop()
 
 
-def scrape(url):
-    """{(metric name, frozenset of label pairs): value} of one /metrics page (text format)."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)', line)
-        assert match, line
-        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
-        samples[(match.group(1), labels)] = float(match.group(4))
-    return samples
-
-
 def monitoring_broker_metrics():
     """Names of the broker metrics (kafka_server_*, kafka_controller_*) in the monitoring role's rules and dashboard."""
-    names = set()
-    for path in (os.path.join(REPO, "roles", "monitoring", "templates", "rules", "kafka.rules.yml.j2"),
-                 os.path.join(REPO, "roles", "monitoring", "vars", "main.yml")):
-        with open(path) as fh:
-            names.update(re.findall(r"\b(kafka_(?:server|controller)_[a-z_]+)", fh.read()))
-    return names
+    return monitoring_metric_names('kafka.rules.yml.j2', r"\b(kafka_(?:server|controller)_[a-z_]+)")
 
 
 def test_agent_serves_the_metrics_the_monitoring_role_reads(broker):

@@ -11,7 +11,6 @@ alert rules read it; every metric of the role's OpenSearch dashboard must be ser
 """
 import json
 import os
-import re
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ import urllib.request
 import pytest
 
 from lib.milvus_server import free_ports
+from lib.prometheus_text import monitoring_metric_names, scrape
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "aistack-lab/elasticsearch-exporter:v1.5.0"
@@ -34,21 +34,6 @@ def request(url, method="GET", body=None):
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as response:
         return json.loads(response.read().decode() or "null")
-
-
-def scrape(url):
-    """{(metric name, frozenset of label pairs): value} of one /metrics page (text format)."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)', line)
-        assert match, line
-        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
-        samples[(match.group(1), labels)] = float(match.group(4))
-    return samples
 
 
 def colour(samples):
@@ -96,12 +81,7 @@ def wait_colour(url, wanted, timeout=60):
 
 def dashboard_metrics():
     """Metric names of the monitoring role's OpenSearch rules and dashboard (elasticsearch_*)."""
-    names = set()
-    for path in (os.path.join(REPO, "roles", "monitoring", "templates", "rules", "opensearch.rules.yml.j2"),
-                 os.path.join(REPO, "roles", "monitoring", "vars", "main.yml")):
-        with open(path) as fh:
-            names.update(re.findall(r"\b(elasticsearch_[a-z_]+)", fh.read()))
-    return names
+    return monitoring_metric_names('opensearch.rules.yml.j2', r"\b(elasticsearch_[a-z_]+)")
 
 
 def test_cluster_colours_and_dashboard_metrics(exporter):
