@@ -20,23 +20,46 @@ for s in "$@"; do
 done
 # Build only the lab images the scenarios need: the host and registry images, plus the
 # folders a scenario lists in molecule/<scenario>/lab-images (one name per line).
+# Images listed in molecule/<scenario>/lab-images-slow (llama-server: a cold cache compiles
+# llama.cpp for minutes) are prepared in the background while the other scenarios run; only the
+# scenarios that list them wait for that build.
 images="host registry"
+slow=""
 for s in "$@"; do
   [ -f "molecule/$s/lab-images" ] && images="$images $(tr '\n' ' ' < "molecule/$s/lab-images")"
+  [ -f "molecule/$s/lab-images-slow" ] && slow="$slow $(tr '\n' ' ' < "molecule/$s/lab-images-slow")"
 done
+if [ "$prepare_only" = 1 ]; then
+  # shellcheck disable=SC2086
+  exec "$repo/lab/bin/lab.sh" prepare $images $slow
+fi
 # shellcheck disable=SC2086
 "$repo/lab/bin/lab.sh" prepare $images
-[ "$prepare_only" = 1 ] && exit 0
 
 jobs=${MOLECULE_JOBS:-2}
 logdir="$repo/build/molecule"
 mkdir -p "$logdir"
+slow_rc="$logdir/.slow-images.rc"
+rm -f "$slow_rc"
+if [ -n "${slow// }" ]; then
+  echo "=== molecule: preparing the slow lab images in the background:$slow (log: build/molecule/slow-images.log)"
+  # shellcheck disable=SC2086
+  ( rc=0; "$repo/lab/bin/lab.sh" prepare $slow >"$logdir/slow-images.log" 2>&1 || rc=$?; echo "$rc" >"$slow_rc" ) &
+fi
+wait_slow_images() { # a scenario that lists slow images waits for their background build
+  while [ ! -f "$slow_rc" ]; do sleep 5; done
+  [ "$(cat "$slow_rc")" = 0 ] || { echo "the slow lab images failed to build: build/molecule/slow-images.log" >&2; tail -n 30 "$logdir/slow-images.log" >&2; return 1; }
+}
 
 run_one() { # run_one SCENARIO: the whole molecule test of one scenario, timed
   local s=$1 start rc=0
   start=$(date +%s)
   # The instance's /var/lib/docker volume must start empty and not outlive the scenario (an
   # aborted run may have left the instance, which would keep its volume in use).
+  if [ -f "molecule/$s/lab-images-slow" ]; then
+    wait_slow_images || { echo "$(( $(date +%s) - start ))" >"$logdir/$s.time"; return 1; }
+    echo "=== molecule $s: slow lab images ready after $(( $(date +%s) - start )) s"
+  fi
   docker rm -f "aistack-mol-$s" >/dev/null 2>&1 || true
   docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
   molecule test -s "$s" || rc=$?
