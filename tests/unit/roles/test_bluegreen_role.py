@@ -60,6 +60,23 @@ CASES = {
     "restart-policy": ({"bluegreen_restart_policy": "sometimes"}, ["bluegreen_restart_policy", "unless-stopped"]),
     "ports-type": ({"bluegreen_ports": "8101,8102"}, ["bluegreen_ports", "dict"]),
     "unknown-type-successes": ({"bluegreen_health_successes": "many"}, ["bluegreen_health_successes", "int"]),
+    # GPU pins (the seed's API server on GPU 3), checked with the gpu role's rules: against this
+    # machine's real PCI bus (no NVIDIA device), or gpu_device_count standing for the seed's 4 GPUs.
+    "gpu-3-of-4": ({"bluegreen_gpus": [3], "bluegreen_memory": "1g", "bluegreen_cpus": 1, "gpu_device_count": 4}, None),
+    "gpu-all-of-4": ({"bluegreen_gpus": "all", "gpu_device_count": 4}, None),
+    "gpu-on-this-gpu-less-host": ({"bluegreen_gpus": [3]}, [
+        "bluegreen_gpus, bluegreen_memory or bluegreen_cpus do not fit",
+        "bluegreen.demo-ai-service.gpus: GPU 3 beyond the host, which has no GPU"]),
+    "gpu-beyond-4": ({"bluegreen_gpus": "3,4", "gpu_device_count": 4},
+                     ["bluegreen.demo-ai-service.gpus: GPU 4 beyond the host, which has 4 GPUs (indices 0-3)"]),
+    "gpu-twice": ({"bluegreen_gpus": [3, 3], "gpu_device_count": 4}, ["bluegreen.demo-ai-service.gpus: GPU 3 is listed twice"]),
+    "gpu-not-an-index": ({"bluegreen_gpus": ["three"], "gpu_device_count": 4}, ["bluegreen.demo-ai-service.gpus: 'three' is not a GPU index"]),
+    # The probe play gathers no facts: the host's figures are given as the facts the check reads.
+    "limits-above-host": ({"bluegreen_memory": "64g", "bluegreen_cpus": 48,
+                           "ansible_facts": {"memtotal_mb": 32768, "processor_vcpus": 16}},
+                          ["bluegreen.demo-ai-service.memory 64g (65536 MB) is above the host memory (32768 MB)",
+                           "bluegreen.demo-ai-service.cpus 48 is above the host's 16 CPUs"]),
+    "bad-memory": ({"bluegreen_memory": "lots"}, ["bluegreen.demo-ai-service.memory: 'lots' is not a memory size"]),
 }
 
 
@@ -93,6 +110,7 @@ def test_probe_ran_only_validation_and_preflight(probe):
     assert role_tasks
     role_tasks = {n for n in role_tasks if not n.startswith("Validating arguments against arg spec")}
     allowed = {"Check the service name, version and image", "Check the slots' ports", "Check the health and verify settings",
+               "Count the host's GPUs for the slots' pin", "Check that the slots' GPU pin and limits fit this host",
                "Look for nginx", "Check that nginx is installed"}
     assert role_tasks <= allowed, sorted(role_tasks - allowed)
 
@@ -208,6 +226,41 @@ def test_definition_hash_covers_the_definition_but_not_secret_values():
     secret_b = _hashes({"bluegreen_secret_env": {"DATABASE_URL": "postgresql://app:two@db/rag"}})
     assert secret_a != base  # the name is hashed
     assert secret_a == secret_b  # the value is not
+    assert _hashes({"bluegreen_gpus": [3]}) != base
+    assert _hashes({"bluegreen_cpus": 4}) != base
+
+
+def _emit(var, extra):
+    play = [{
+        "hosts": "localhost", "gather_facts": False,
+        "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
+        "tasks": [{"name": "emit", "ansible.builtin.debug": {"var": var},
+                   "vars": dict({"bluegreen_version": "1.0.0", "__bluegreen_state_file": NO_STATE}, **extra)}],
+    }]
+    return _emitted(run_playbook(play), var)
+
+
+def test_gpu_pin_renders_device_requests_and_leaves_unpinned_definitions_alone():
+    """The slots' GPUs become docker_container's device_requests (rendered only: no GPU here);
+    without a pin the definition has no gpus/cpus keys, so hosts deployed before the option existed
+    keep their definition hash (no redeploy)."""
+    gpu = [{"driver": "nvidia", "device_ids": ["3"], "capabilities": [["gpu"]]}]
+    assert _emit("_bluegreen_device_requests", {"bluegreen_gpus": [3]}) == gpu
+    assert _emit("_bluegreen_device_requests", {"bluegreen_gpus": "3"}) == gpu
+    assert _emit("_bluegreen_device_requests", {"bluegreen_gpus": "all"}) == [
+        {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
+    assert _emit("_bluegreen_device_requests", {}) == []
+    definition = _emit("_bluegreen_definition", {})
+    assert "gpus" not in definition and "cpus" not in definition
+    pinned = _emit("_bluegreen_definition", {"bluegreen_gpus": [3], "bluegreen_cpus": 4})
+    assert pinned["gpus"] == "[3]" and pinned["cpus"] == 4.0
+    # The slot container gets them (and nothing when unset: omit).
+    with open(os.path.join(ROLE, "tasks", "deploy.yml")) as handle:
+        deploy = yaml.safe_load(handle)
+    start = [t for t in deploy[0]["block"] if t["name"] == "Start the new version in the idle slot"][0]
+    args = start["community.docker.docker_container"]
+    assert args["device_requests"] == "{{ _bluegreen_device_requests if bluegreen_gpus | length > 0 else omit }}"
+    assert args["cpus"] == "{{ bluegreen_cpus | float if bluegreen_cpus | float > 0 else omit }}"
 
 
 # --- Rendering ---------------------------------------------------------------------------------
