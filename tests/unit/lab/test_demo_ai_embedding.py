@@ -63,6 +63,24 @@ def test_batching_and_padding_do_not_change_a_vector(embedder):
     assert np.max(np.abs(alone - batched)) < 1e-5
 
 
+def test_a_whole_batch_in_one_pass_gives_the_same_vectors(embedder, monkeypatch):
+    """What the log consumer does (encode(batch, batch_size=len(batch))): one forward pass for short
+    lines, split only where long texts would make the attention tensor too large."""
+    texts = SENTENCES + ["request %d served in %d ms" % (n, n % 97) for n in range(60)] + ["error " * 300] * 3
+    passes = []
+    forward = embedder._forward
+    monkeypatch.setattr(embedder, "_forward", lambda ids, mask: passes.append(ids.shape) or forward(ids, mask))
+    small = embedder.encode(texts, batch_size=8)
+    passes.clear()
+    whole = embedder.encode(texts, batch_size=len(texts))
+    assert np.max(np.abs(small - whole)) < 1e-5
+    # The 64 short lines share one pass; padding them to the 256-token texts would exceed the budget.
+    assert passes[0][0] == 64
+    assert all(rows * embedder.heads * length ** 2 <= embedder.max_attention_values or rows == 1
+               for rows, length in passes)
+    assert sum(rows for rows, _ in passes) == len(texts)
+
+
 def test_long_input_is_truncated_to_the_model_limit(embedder):
     assert embedder.max_length == 256
     vector = embedder.encode(["error " * 2000])[0]

@@ -135,16 +135,37 @@ class Embedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
-    def encode(self, texts):
+    # Largest attention score tensor of one pass (rows x heads x length x length float32 values):
+    # 8M values are 32 MB. Short log lines fill a pass with hundreds of rows; long ones with few.
+    max_attention_values = 8 * 1024 * 1024
+
+    def _chunks(self, lengths, order, batch_size):
+        """Consecutive runs of `order` (sorted by length) of at most batch_size rows whose padded
+        attention stays within max_attention_values."""
+        chunk = []
+        for n in order:
+            rows = len(chunk) + 1
+            if chunk and (rows > batch_size or rows * self.heads * lengths[n] ** 2 > self.max_attention_values):
+                yield chunk
+                chunk = []
+            chunk.append(n)
+        if chunk:
+            yield chunk
+
+    def encode(self, texts, batch_size=None):
+        """batch_size: texts per forward pass (default self.batch_size); the log consumer passes the
+        whole polled batch, which then runs as one matrix product per layer and projection (split
+        only where long texts would make the attention tensor too large)."""
         if isinstance(texts, str):
             texts = [texts]
+        batch_size = max(1, int(batch_size or self.batch_size))
         encodings = self.tokenizer.encode_batch(list(texts))
         out = np.zeros((len(encodings), self.dimension), dtype=np.float32)
+        lengths = [len(e.ids) for e in encodings]
         # Batches of similar length: little padding, and padding never changes a vector.
-        order = sorted(range(len(encodings)), key=lambda n: len(encodings[n].ids))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            length = max(len(encodings[n].ids) for n in chunk)
+        order = sorted(range(len(encodings)), key=lambda n: lengths[n])
+        for chunk in self._chunks(lengths, order, batch_size):
+            length = lengths[chunk[-1]]
             ids = np.zeros((len(chunk), length), dtype=np.int64)
             mask = np.zeros((len(chunk), length), dtype=np.float32)
             for row, n in enumerate(chunk):

@@ -20,7 +20,7 @@ Settings (environment)
   KAFKA_GROUP_ID           consumer group (default demo-ai-service-logs)
   KAFKA_SECURITY_PROTOCOL  PLAINTEXT | SASL_SSL (default SASL_SSL)
   KAFKA_SASL_USER, KAFKA_SASL_PASSWORD, KAFKA_CA_FILE   SCRAM-SHA-512 login and the CA to trust
-  KAFKA_BATCH              records per batch (default 64)
+  KAFKA_BATCH              records per poll, embedded in one pass, bulk-written, then committed (default 256)
   OPENSEARCH_URL           http(s)://host:9200; OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_FILE
   LOG_VECTOR_INDEX         k-NN index of log lines (default log-vectors)
   QA_CACHE_INDEX           k-NN index of cached answers (default qa-cache)
@@ -53,7 +53,7 @@ def settings_from_env(env=None):
         "user": env.get("KAFKA_SASL_USER", ""),
         "password": env.get("KAFKA_SASL_PASSWORD", ""),
         "ca_file": env.get("KAFKA_CA_FILE", ""),
-        "batch": int(env.get("KAFKA_BATCH", "64")),
+        "batch": int(env.get("KAFKA_BATCH", "256")),
         "opensearch_url": env.get("OPENSEARCH_URL", ""),
         "opensearch_user": env.get("OPENSEARCH_USER", ""),
         "opensearch_password": env.get("OPENSEARCH_PASSWORD", ""),
@@ -157,7 +157,9 @@ class LogConsumer(threading.Thread):
 
     def _write(self, records):
         from opensearchpy import helpers
-        vectors = self.embedder.encode([text_of(r) for r in records])
+        # The whole polled batch in one forward pass (one matrix product per layer and projection):
+        # several times faster than record by record or in small chunks on a small host.
+        vectors = self.embedder.encode([text_of(r) for r in records], batch_size=len(records))
         actions = [{"_op_type": "index", "_index": self.cfg["log_index"], "_id": doc_id(r),
                     "_source": document(r, self.cfg["field"], v)} for r, v in zip(records, vectors)]
         ok, errors = helpers.bulk(self.client, actions, raise_on_error=False, max_retries=3)
