@@ -5,8 +5,10 @@ node with k-NN (tests/lib/opensearch_server.py, lucene), with the real all-MiniL
 Proves: each record is indexed once under <topic>-<partition>-<offset> with its vector and fields;
 offsets are committed only after the bulk write (a consumer stopped mid-stream, as SIGTERM stops a
 bluegreen slot, leaves committed offsets equal to what is indexed, and a second member of the group
-takes over without loss or duplicate); a k-NN query for a paraphrase finds its line first; an index
-of another dimension is refused naming the setting.
+takes over without loss or duplicate); the service's /metrics reports the group's lag read from the
+brokers (everything before the first commit, the rest after the stop, 0 once caught up) and the
+consumer's counters; a k-NN query for a paraphrase finds its line first; an index of another
+dimension is refused naming the setting.
 """
 import json
 import time
@@ -15,6 +17,7 @@ import uuid
 import pytest
 
 from lib.kafka_server import client_config, kafka_admin
+from lib.prometheus_text import parse
 
 opensearchpy = pytest.importorskip("opensearchpy")
 kafka = pytest.importorskip("kafka")
@@ -63,6 +66,24 @@ def _committed(kafka_server, group, topic):
     return sum(o.offset for tp, o in offsets.items() if tp.topic == topic)
 
 
+def _metrics(cfg, consumer):
+    """The service's /metrics page (demo_ai_service.metrics) for this consumer, read now."""
+    from types import SimpleNamespace
+    from demo_ai_service import metrics
+    registry = metrics.registry(SimpleNamespace(cfg=cfg, consumer=consumer))
+    group = ("group", cfg["group_id"])
+    # A group the brokers have not seen has no coordinator for a moment (a retriable error: the
+    # page says so with aistack_consumer_lag_read_success 0, and the next scrape reads it).
+    for _ in range(30):
+        samples = parse(metrics.exposition(registry)[0].decode())
+        if samples[("aistack_consumer_lag_read_success", frozenset([group]))] == 1:
+            break
+        time.sleep(1)
+    assert samples[("aistack_consumer_lag_read_success", frozenset([group]))] == 1
+    lag = {dict(ls)["partition"]: v for (name, ls), v in samples.items() if name == "aistack_consumer_lag"}
+    return lag, {name: v for (name, ls), v in samples.items() if ls == frozenset([group])}
+
+
 def _wait(predicate, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -79,6 +100,9 @@ def test_consumer_indexes_each_line_once_and_hands_over_cleanly(kafka_server, se
     _produce(kafka_server, topic, lines)
 
     first = logs.LogConsumer(cfg, embedder)
+    # Nothing committed yet: the lag is every line of both partitions (the group reads from the earliest).
+    lag, _ = _metrics(cfg, first)
+    assert set(lag) == {"0", "1"} and sum(lag.values()) == 300, lag
     first.start()
     assert first.ready.wait(60), first.error
     assert _wait(lambda: first.stats["commits"] >= 2), first.stats
@@ -89,10 +113,16 @@ def test_consumer_indexes_each_line_once_and_hands_over_cleanly(kafka_server, se
     # Committed offsets are exactly what was written: nothing committed that is not indexed.
     assert _committed(kafka_server, cfg["group_id"], topic) == indexed == first.stats["indexed"]
     assert 0 < indexed < 300
+    lag, counters = _metrics(cfg, first)
+    assert sum(lag.values()) == 300 - indexed, lag
+    assert counters["aistack_consumer_messages_indexed_total"] == indexed
+    assert counters["aistack_consumer_messages_consumed_total"] == first.stats["consumed"]
+    assert counters["aistack_consumer_alive"] == 0
 
     second = logs.LogConsumer(cfg, embedder)
     second.start()
     assert _wait(lambda: _committed(kafka_server, cfg["group_id"], topic) == 300), second.stats
+    assert sum(_metrics(cfg, second)[0].values()) == 0
     second.stop()
     client.indices.refresh(index=index)
     assert client.count(index=index)["count"] == 300

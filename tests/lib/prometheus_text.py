@@ -9,7 +9,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def scrape(url):
     """{(metric name, frozenset of label pairs): value} of one /metrics page (text format)."""
     with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
+        return parse(response.read().decode())
+
+
+def parse(text):
+    """{(metric name, frozenset of label pairs): value} of a page in the text format."""
     samples = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):

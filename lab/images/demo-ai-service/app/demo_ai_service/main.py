@@ -13,6 +13,8 @@ Endpoints
                  when its score reaches QA_CACHE_MIN_SCORE (404 otherwise);
   POST /qa {"question", "answer"}  stores an answer in qa-cache.
   GET  /consumer consumer mode: the log consumer's counters and last error.
+  GET  /metrics  Prometheus text format; consumer mode: the group's lag per partition and the
+                 consumer's counters (metrics.py), scraped through the slot's port.
 
 Consumer mode (LOG_CONSUMER_ENABLED=1, settings in logs.py): a Kafka consumer thread embeds each
 log line and writes it into the k-NN index; /health fails while the consumer could not start (a
@@ -37,7 +39,7 @@ from contextlib import asynccontextmanager
 from typing import List, Optional
 
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 HOME = os.environ.get("DEMO_HOME", "/opt/demo-ai-service")
@@ -81,14 +83,17 @@ class LogSearch:
 
 
 _LOGS = None
+_METRICS = None
 
 
 @asynccontextmanager
 async def lifespan(_app):
-    global _LOGS
+    global _LOGS, _METRICS
+    from demo_ai_service import metrics
     if CONSUMER_MODE:
         _LOGS = LogSearch()
         _LOGS.consumer.start()
+    _METRICS = metrics.registry(_LOGS)
     yield
     # uvicorn calls this after it stopped serving (SIGTERM): finish the batch, commit, leave the group.
     if _LOGS is not None:
@@ -260,3 +265,10 @@ def consumer_stats():
     logs = _need_logs()
     return {"group_id": logs.cfg["group_id"], "topics": logs.cfg["topics"], "alive": logs.consumer.is_alive(),
             "error": logs.consumer.error, **logs.consumer.stats}
+
+
+@app.get("/metrics")
+def prometheus_metrics():
+    from demo_ai_service import metrics
+    body, content_type = metrics.exposition(_METRICS if _METRICS is not None else metrics.registry())
+    return Response(content=body, media_type=content_type)
