@@ -1,0 +1,308 @@
+"""The collection's ai-service Helm chart on a real Kubernetes API server (tests/lib/k8s_control_plane.py).
+
+What is real: etcd, kube-apiserver (admission, validation, RBAC), kube-controller-manager
+(Deployment -> ReplicaSet -> Pods, HPA, PDB status) and kube-scheduler, helm 3 and
+kubernetes.core.helm run through ansible-playbook. What is simulated: the nodes and the pods'
+containers (kwok reports scheduled pods Running and Ready; no image is pulled or run).
+
+Without the helm-diff plugin (the module proxy refuses it), kubernetes.core.helm decides whether
+to upgrade by comparing the release's values, chart name-version and appVersion only; the
+second-run test below proves changed=0 on that path, and says so.
+"""
+import json
+import os
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from lib.ansible_run import REPO, ansible_env, run_playbook
+
+CHART = os.path.join(REPO, "charts", "ai-service")
+NAMESPACE = "aistack-chart-test"
+RELEASE = "ai"
+FULLNAME = "ai-ai-service"
+
+
+@pytest.fixture(scope="module")
+def k8s(k8s_control_plane, tmp_path_factory):
+    """The control plane plus an environment in which helm uses only this test's directories."""
+    home = tmp_path_factory.mktemp("helm-home")
+    env = dict(os.environ)
+    env.update({
+        "PATH": k8s_control_plane["bin"] + os.pathsep + env.get("PATH", ""),
+        "KUBECONFIG": k8s_control_plane["kubeconfig"],
+        "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    })
+    info = dict(k8s_control_plane, env=env, helm=os.path.join(k8s_control_plane["bin"], "helm"))
+    return info
+
+
+def helm(k8s, *args, check=True):
+    proc = subprocess.run([k8s["helm"]] + list(args), env=k8s["env"], capture_output=True, text=True, timeout=180)
+    if check:
+        assert proc.returncode == 0, "helm %s: %s%s" % (" ".join(args), proc.stdout, proc.stderr)
+    return proc
+
+
+def api(k8s, path):
+    """GET ``path`` as the admin with a plain HTTPS client (independent of helm and the module); None on 404."""
+    with open(k8s["kubeconfig"]) as fh:
+        user = json.load(fh)["users"][0]["user"]
+    ctx = ssl.create_default_context(cafile=k8s["ca_file"])
+    ctx.load_cert_chain(user["client-certificate"], user["client-key"])
+    try:
+        with urllib.request.urlopen(k8s["server"] + path, context=ctx, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def wait_for(what, predicate, timeout=90):
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError("timed out after %d s waiting for %s (last: %r)" % (timeout, what, value))
+
+
+def helm_task(k8s, values, **extra):
+    task = {"chart_ref": CHART, "release_name": RELEASE, "release_namespace": NAMESPACE, "create_namespace": True,
+            "kubeconfig": k8s["kubeconfig"], "binary_path": k8s["helm"], "values": values, "wait": True,
+            "wait_timeout": "120s"}
+    task.update(extra)
+    return task
+
+
+def run_helm_module(k8s, values, check=False, **extra):
+    """kubernetes.core.helm through ansible-playbook; returns (rc, the task's result, stdout)."""
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "release the chart", "kubernetes.core.helm": helm_task(k8s, values, **extra), "register": "r",
+         "ignore_errors": True},
+        {"name": "emit", "ansible.builtin.debug": {"var": "r"}}]}]
+    proc = run_playbook(play, *(["--check"] if check else []),
+                        extra_env={"HELM_CACHE_HOME": k8s["env"]["HELM_CACHE_HOME"],
+                                   "HELM_CONFIG_HOME": k8s["env"]["HELM_CONFIG_HOME"],
+                                   "HELM_DATA_HOME": k8s["env"]["HELM_DATA_HOME"]}, timeout=300)
+    try:
+        tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+        result = [t for t in tasks if t["task"]["name"] == "emit"][0]["hosts"]["localhost"]["r"]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("the play did not finish (rc %s): %s %s" % (proc.returncode, proc.stdout[-3000:],
+                                                                         proc.stderr[-2000:]))
+    return result, proc.stdout
+
+
+def values(tag="1.0.0", **overrides):
+    doc = {"image": {"repository": "registry.aistack.internal/aistack/demo-ai-service", "tag": tag},
+           "ingress": {"host": "ai.aistack.internal", "tlsSecretName": "ai-aistack-internal-tls"}}
+    doc.update(overrides)
+    return doc
+
+
+def deployment(k8s):
+    return api(k8s, "/apis/apps/v1/namespaces/%s/deployments/%s" % (NAMESPACE, FULLNAME))
+
+
+def replicasets(k8s):
+    items = api(k8s, "/apis/apps/v1/namespaces/%s/replicasets?labelSelector=app.kubernetes.io/instance%%3D%s"
+                % (NAMESPACE, RELEASE))["items"]
+    return {rs["metadata"]["labels"]["pod-template-hash"]: rs for rs in items}
+
+
+def rolled_out(k8s, tag):
+    """The Deployment's current generation is rolled out with every wanted replica on ``tag``."""
+    dep = deployment(k8s)
+    status, spec = dep.get("status", {}), dep["spec"]
+    return (status.get("observedGeneration") == dep["metadata"]["generation"]
+            and spec["template"]["spec"]["containers"][0]["image"].endswith(":" + tag)
+            and status.get("updatedReplicas") == spec["replicas"] == status.get("readyReplicas")
+            == status.get("availableReplicas") and status.get("replicas") == spec["replicas"]) and dep
+
+
+def test_helm_lint_and_schema(k8s, tmp_path):
+    proc = helm(k8s, "lint", "--strict", CHART)
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+    rendered = list(yaml.safe_load_all(helm(k8s, "template", RELEASE, CHART, "--namespace", NAMESPACE).stdout))
+    kinds = sorted(doc["kind"] for doc in rendered if doc)
+    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget", "Service"]
+    bad = tmp_path / "bad.yaml"
+    for case, doc, needle in (
+            ("replicas 0", {"replicaCount": 0, "autoscaling": {"enabled": False}}, "replicaCount"),
+            ("maxUnavailable 1", {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}}, "maxUnavailable"),
+            ("root", {"podSecurityContext": {"runAsNonRoot": False, "runAsUser": 0}}, "runAsNonRoot"),
+            ("min above max", {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2,
+                                               "targetCPUUtilizationPercentage": 70}}, "minReplicas")):
+        bad.write_text(yaml.safe_dump(doc))
+        proc = helm(k8s, "template", RELEASE, CHART, "-f", str(bad), check=False)
+        assert proc.returncode != 0, "helm accepted %s" % case
+        assert needle in proc.stderr, (case, proc.stderr)
+
+
+def test_bad_values_refused_before_anything_is_applied(k8s):
+    result, _out = run_helm_module(k8s, values(replicaCount=0, autoscaling={
+        "enabled": False, "minReplicas": 1, "maxReplicas": 2, "targetCPUUtilizationPercentage": 70}))
+    assert result["failed"], result
+    assert "replicaCount" in result["msg"] + result.get("stderr", ""), result
+    assert "greater than or equal to 1" in result.get("stderr", "") + result["msg"], result
+    assert helm(k8s, "list", "-a", "-n", NAMESPACE, "-o", "json").stdout.strip() in ("[]", "")
+    assert deployment(k8s) is None
+
+
+def test_install_upgrade_rollback_idempotence(k8s):
+    # Check mode: nothing is installed.
+    result, _out = run_helm_module(k8s, values(), check=True)
+    assert not result["failed"] and result["changed"], result
+    assert deployment(k8s) is None
+
+    # Install: every object accepted by the real API server, pods scheduled on the kwok nodes.
+    started = time.monotonic()
+    result, _out = run_helm_module(k8s, values())
+    assert not result["failed"] and result["changed"], result
+    assert result["status"]["revision"] == "1" or result["status"]["revision"] == 1, result["status"]
+    dep = wait_for("the first rollout", lambda: rolled_out(k8s, "1.0.0"))
+    spec = dep["spec"]
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["resources"]["requests"] == {"cpu": "250m", "memory": "512Mi"}
+    # The HPA owns the replica count: the real controller raised it from 1 to minReplicas (2).
+    hpa = api(k8s, "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s" % (NAMESPACE, FULLNAME))
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["scaleTargetRef"]["name"] == FULLNAME
+    wait_for("the HPA to scale to minReplicas", lambda: (rolled_out(k8s, "1.0.0") or {}).get("spec", {}).get("replicas") == 2)
+    pdb = api(k8s, "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/%s" % (NAMESPACE, FULLNAME))
+    assert pdb["spec"]["maxUnavailable"] == 1
+    wait_for("the PDB controller's status", lambda: api(k8s, "/apis/policy/v1/namespaces/%s/poddisruptionbudgets/%s"
+                                                         % (NAMESPACE, FULLNAME)).get("status", {}).get("expectedPods") == 2)
+    ing = api(k8s, "/apis/networking.k8s.io/v1/namespaces/%s/ingresses/%s" % (NAMESPACE, FULLNAME))
+    assert ing["spec"]["tls"] == [{"hosts": ["ai.aistack.internal"], "secretName": "ai-aistack-internal-tls"}]
+    svc = api(k8s, "/api/v1/namespaces/%s/services/%s" % (NAMESPACE, FULLNAME))
+    assert svc["spec"]["clusterIP"]  # allocated by the API server from the service range
+    pods = api(k8s, "/api/v1/namespaces/%s/pods?labelSelector=app.kubernetes.io/instance%%3D%s" % (NAMESPACE, RELEASE))
+    running = [p for p in pods["items"] if p["status"].get("phase") == "Running" and p["spec"].get("nodeName")]
+    assert len(running) >= 2, [(p["metadata"]["name"], p["status"].get("phase")) for p in pods["items"]]
+    first = replicasets(k8s)
+    assert len(first) == 1
+    first_hash = next(iter(first))
+
+    # A second identical run changes nothing (kubernetes.core.helm's default check: no helm-diff).
+    result, _out = run_helm_module(k8s, values())
+    assert not result["failed"] and not result["changed"], result
+    assert helm(k8s, "history", RELEASE, "-n", NAMESPACE, "-o", "json").stdout.count('"revision"') == 1
+
+    # Upgrade to a new image tag: revision 2, a new ReplicaSet, the old one scaled to 0.
+    result, _out = run_helm_module(k8s, values(tag="1.1.0"))
+    assert not result["failed"] and result["changed"], result
+    wait_for("the 1.1.0 rollout", lambda: rolled_out(k8s, "1.1.0"))
+    rs = replicasets(k8s)
+    assert len(rs) == 2, sorted(rs)
+    second_hash = (set(rs) - {first_hash}).pop()
+    assert rs[first_hash]["spec"]["replicas"] == 0 and rs[second_hash]["spec"]["replicas"] == 2
+    history = json.loads(helm(k8s, "history", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert [h["revision"] for h in history] == [1, 2] and history[-1]["status"] == "deployed"
+
+    # Rollback to revision 1: revision 3, whose Deployment template equals revision 1's; the
+    # Deployment goes back to the first ReplicaSet (same pod-template-hash), no third one.
+    helm(k8s, "rollback", RELEASE, "1", "-n", NAMESPACE, "--wait", "--timeout", "120s")
+    wait_for("the rollback's rollout", lambda: rolled_out(k8s, "1.0.0"))
+    rs = replicasets(k8s)
+    assert sorted(rs) == sorted({first_hash, second_hash})
+    assert rs[first_hash]["spec"]["replicas"] == 2 and rs[second_hash]["spec"]["replicas"] == 0
+    manifests = {rev: helm(k8s, "get", "manifest", RELEASE, "-n", NAMESPACE, "--revision", str(rev)).stdout
+                 for rev in (1, 2, 3)}
+    assert manifests[3] == manifests[1] != manifests[2]
+    # The playbook with revision 1's values now finds nothing to do.
+    result, _out = run_helm_module(k8s, values())
+    assert not result["failed"] and not result["changed"], result
+    print("install/upgrade/rollback in %.0f s" % (time.monotonic() - started))
+
+
+# -- playbooks/tier_kubernetes.yml -----------------------------------------------------------
+TIER_NAMESPACE = "rag-production"
+
+
+def run_tier(k8s, tmp_path, *args, **variables):
+    """ansible-playbook playbooks/tier_kubernetes.yml -i inventories/kubernetes against the fixture.
+
+    Returns (rc, stats of the controller host, the json callback's output)."""
+    extra = {"aistack_k8s_kubeconfig": k8s["kubeconfig"], "aistack_k8s_context": k8s["context"],
+             "aistack_k8s_helm_binary": k8s["helm"]}
+    extra.update(variables)
+    path = tmp_path / "extra.json"
+    path.write_text(json.dumps(extra))
+    env = ansible_env({key: k8s["env"][key] for key in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")})
+    proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i",
+                           os.path.join(REPO, "inventories", "kubernetes"), os.path.join(REPO, "playbooks", "tier_kubernetes.yml"),
+                           "-e", "@" + str(path)] + list(args),
+                          env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("no JSON from ansible-playbook (rc %s): %s %s" % (proc.returncode, proc.stdout[-2000:],
+                                                                             proc.stderr[-2000:]))
+    return proc.returncode, out["stats"].get("k8s-controller", {}), out
+
+
+def failure_messages(out):
+    return [h.get("msg", "") for play in out["plays"] for task in play["tasks"]
+            for h in task["hosts"].values() if h.get("failed")]
+
+
+@pytest.mark.parametrize("case, variables, needle", [
+    ("unknown context", {"aistack_k8s_context": "no-such-context"}, "aistack_k8s_context: context no-such-context is not in"),
+    ("missing storage class", {"aistack_k8s_storage_class": "fast-nvme"},
+     "aistack_k8s_storage_class: the cluster has no StorageClass 'fast-nvme'"),
+    ("replicas below the chart's minimum", {"aistack_k8s_ai_values": {"replicaCount": 0, "autoscaling": {"enabled": False}}},
+     "aistack_k8s_ai_values.replicaCount"),
+    ("values the chart's schema refuses", {"aistack_k8s_ai_values": {"ingress": {"enabled": True, "host": "ai.example",
+                                                                                  "path": "/", "tlsSecretName": "Not_A_Name"}}},
+     "tlsSecretName"),
+])
+def test_tier_bad_input_fails_before_anything_is_applied(k8s, tmp_path, case, variables, needle):
+    rc, stats, out = run_tier(k8s, tmp_path, **variables)
+    assert rc != 0 and stats.get("failures") == 1, (case, stats)
+    messages = failure_messages(out)
+    assert any(needle in m for m in messages), (case, messages)
+    assert api(k8s, "/api/v1/namespaces/" + TIER_NAMESPACE) is None
+
+
+def test_tier_check_mode_then_real_then_unchanged(k8s, tmp_path):
+    rc, stats, out = run_tier(k8s, tmp_path, "--check")
+    assert rc == 0, failure_messages(out)
+    assert api(k8s, "/api/v1/namespaces/" + TIER_NAMESPACE) is None
+
+    rc, stats, out = run_tier(k8s, tmp_path)
+    assert rc == 0 and stats["changed"] >= 4, (stats, failure_messages(out))
+    ns = api(k8s, "/api/v1/namespaces/" + TIER_NAMESPACE)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    quota = api(k8s, "/api/v1/namespaces/%s/resourcequotas/aistack-quota" % TIER_NAMESPACE)
+    assert quota["spec"]["hard"]["requests.cpu"] == "24"
+    # The quota controller has counted the AI service's pods against it.
+    wait_for("the quota's usage", lambda: api(k8s, "/api/v1/namespaces/%s/resourcequotas/aistack-quota" % TIER_NAMESPACE)
+             .get("status", {}).get("used", {}).get("requests.cpu") not in (None, "0"))
+    policy = api(k8s, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/databases-from-ai-service" % TIER_NAMESPACE)
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"aistack.io/tier": "database"}
+    assert policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "ai-service", "app.kubernetes.io/instance": "ai-service"}
+    assert sorted(p["port"] for p in policy["spec"]["ingress"][0]["ports"]) == [5432, 19530]
+    dep = api(k8s, "/apis/apps/v1/namespaces/%s/deployments/ai-service" % TIER_NAMESPACE)
+    assert dep["status"].get("readyReplicas", 0) >= 1  # helm --wait returned: the rollout is done
+
+    rc, stats, out = run_tier(k8s, tmp_path)
+    assert rc == 0 and stats["changed"] == 0, stats
+    rc, stats, out = run_tier(k8s, tmp_path, "--check")
+    assert rc == 0 and stats["changed"] == 0, stats
