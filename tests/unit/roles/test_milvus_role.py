@@ -1,7 +1,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The milvus role: invalid variables fail in preflight, naming the variable, before any change;
-milvus.yaml, minio.env and the computed container settings render as documented (MinIO mode
-included, which the lab cannot run: it has no MinIO image); and the bootstrap hands every
+milvus.yaml, minio.env and the computed container settings render as documented for every release
+line the role accepts (2.3, 2.5, 2.6) and every object storage (MinIO mode included, which the lab
+cannot run: it has no MinIO image; S3 mode also runs for real against SeaweedFS in
+tests/integration/test_milvus_s3.py); and the bootstrap hands every
 collection setting to aistack.infra.milvus_collection (whose planning and refusals are tested in
 tests/unit/plugins and tests/integration/test_milvus_collection.py).
 
@@ -42,7 +44,15 @@ VALID = {
     "milvus_root_password": "R00t-password-for-milvus",
     "milvus_collections": [COLLECTION],
 }
-SECRETS = ("S3cr3t-minio-key-42", "R00t-password-for-milvus", "MinIOAdmin-2024", "abc1234", "Milvus")
+S3 = {
+    "milvus_object_storage": "s3",
+    "milvus_s3_endpoint": "s3.storage.internal:8333",
+    "milvus_s3_bucket": "milvus-segments",
+    "milvus_s3_use_ssl": False,
+    "milvus_s3_access_key": "aistack-s3-user",
+    "milvus_s3_secret_key": "S3-secret-key-for-milvus-77",
+}
+SECRETS = ("S3-secret-key-for-milvus-77", "S3cr3t-minio-key-42", "R00t-password-for-milvus", "MinIOAdmin-2024", "abc1234", "Milvus")
 
 
 def _with(**changes):
@@ -91,7 +101,31 @@ CASES = {
     "root-password-missing": (_with(milvus_root_password=""), ["milvus_root_password is missing or empty"]),
     "root-password-milvus-default": (_with(milvus_root_password="Milvus"),
                                      ["milvus_root_password is left at a placeholder"]),
-    "object-storage-choice": (_with(milvus_object_storage="s3"), ["milvus_object_storage", "minio, local"]),
+    "object-storage-choice": (_with(milvus_object_storage="nfs"), ["milvus_object_storage", "minio, s3, local"]),
+    "valid-2.5": (_with(milvus_version="2.5.26"), None),
+    "valid-2.3-allowed": (_with(milvus_version="2.3.5", milvus_allow_unsupported_release=True), None),
+    "release-2.3-unsupported": (_with(milvus_version="2.3.5"),
+                                ["milvus_version 2.3.5 is of the 2.3 line, which upstream no longer supports",
+                                 "milvus_allow_unsupported_release: true"]),
+    "release-unknown-line": (_with(milvus_version="3.0.1"),
+                             ["milvus_version must be a release X.Y.Z of a line the role supports: 2.5, 2.6", "it is 3.0.1"]),
+    "release-not-a-version": (_with(milvus_version="latest"), ["milvus_version must be a release X.Y.Z", "it is latest"]),
+    "valid-gpu-tag": (_with(milvus_image_tag="v2.6.16-gpu"), None),
+    "image-tag-of-another-line": (_with(milvus_image_tag="v2.3.5"),
+                                  ["milvus_image_tag v2.3.5 is a 2.3 build but milvus_version is 2.6.16 (2.6)"]),
+    "valid-s3": (_with(**S3), None),
+    "s3-keys-missing": (_with(**dict(S3, milvus_s3_access_key="", milvus_s3_secret_key="")),
+                        ["milvus_s3_access_key is missing or empty; milvus_s3_secret_key is missing or empty"]),
+    "s3-secret-placeholder": (_with(**dict(S3, milvus_s3_secret_key="changeme")),
+                              ["milvus_s3_secret_key is left at a placeholder"]),
+    "s3-secret-equals-access-key": (_with(**dict(S3, milvus_s3_access_key="same-value-123", milvus_s3_secret_key="same-value-123")),
+                                    ["milvus_s3_secret_key equals milvus_s3_access_key"]),
+    "s3-endpoint-and-bucket-missing": (_with(**dict(S3, milvus_s3_endpoint="", milvus_s3_bucket="")),
+                                       ["milvus_s3_endpoint is missing or empty", "milvus_s3_bucket is missing or empty"]),
+    "s3-endpoint-url": (_with(**dict(S3, milvus_s3_endpoint="https://s3.example.net/")),
+                        ["milvus_s3_endpoint must be host or host:port, without a scheme or path (is https://s3.example.net/)"]),
+    "s3-bucket-name": (_with(**dict(S3, milvus_s3_bucket="Milvus_Bucket")), ["milvus_s3_bucket must be an S3 bucket name"]),
+    "config-owned-bucket": (_with(milvus_config={"minio": {"bucketName": "other"}}), ["milvus_config may not set minio.bucketName"]),
     "bind-hostname": (_with(milvus_bind_address="localhost"),
                       ["milvus_bind_address must be an IPv4 or IPv6 address, not a host name (is localhost)"]),
     "port-range": (_with(milvus_port=70000), ["milvus_port must be 1-65535 (is 70000)"]),
@@ -144,7 +178,8 @@ CASES = {
 }
 
 
-PREFLIGHT = {"Validating arguments against arg spec", "Judge the credentials", "Assert that every credential",
+PREFLIGHT = {"Validating arguments against arg spec", "Assert that milvus_version is a release line",
+             "Assert that milvus_image_tag is a build", "Judge the credentials", "Assert that every credential",
              "Assert that the container, network, port and path settings", "Assert that milvus_config",
              "Assert that the collections to bootstrap",
              # the GPU pin check reads the PCI bus (aistack.infra.gpu_pci_info, read-only) and asserts
@@ -155,7 +190,7 @@ PREFLIGHT = {"Validating arguments against arg spec", "Judge the credentials", "
 
 # --- Rendering -----------------------------------------------------------------------------------
 
-COMPUTED = ("_milvus_image", "_milvus_etcd_image", "_milvus_minio_image", "_milvus_attu_image", "_milvus_container_env",
+COMPUTED = ("_milvus_release_line", "_milvus_image", "_milvus_etcd_image", "_milvus_minio_image", "_milvus_attu_image", "_milvus_container_env",
             "_milvus_client_uri", "_milvus_publish_address", "_milvus_named_volumes", "_milvus_host_paths",
             "_milvus_data_source", "_milvus_bootstrap_wanted", "_milvus_client_token")
 
@@ -214,10 +249,12 @@ def test_milvus_config_merged_recursively(minio):
 
 def test_minio_mode_containers(minio):
     computed = minio["computed"]
-    assert computed["_milvus_image"] == "docker.io/milvusdb/milvus:v2.3.5"
-    assert computed["_milvus_etcd_image"] == "quay.io/coreos/etcd:v3.5.5"
-    assert computed["_milvus_minio_image"] == "docker.io/minio/minio:RELEASE.2023-03-20T20-16-18Z"
-    assert computed["_milvus_attu_image"] == "docker.io/zilliz/attu:v2.3.6"
+    # The default release (2.6) and the images of its line's docker-compose file.
+    assert computed["_milvus_release_line"] == "2.6"
+    assert computed["_milvus_image"] == "docker.io/milvusdb/milvus:v2.6.16"
+    assert computed["_milvus_etcd_image"] == "quay.io/coreos/etcd:v3.5.18"
+    assert computed["_milvus_minio_image"] == "docker.io/minio/minio:RELEASE.2024-05-28T17-19-04Z"
+    assert computed["_milvus_attu_image"] == "docker.io/zilliz/attu:v2.5.6"
     assert computed["_milvus_container_env"] == {"ETCD_ENDPOINTS": "aistack-milvus-etcd:2379",
                                                  "MINIO_ADDRESS": "aistack-milvus-minio:9000"}
     assert computed["_milvus_client_uri"] == "http://127.0.0.1:19530"
@@ -234,13 +271,103 @@ def test_local_mode(local):
     assert "minio" not in conf
     assert computed["_milvus_container_env"] == {"ETCD_ENDPOINTS": "aistack-milvus-etcd:2379"}
     # One registry prefix for every image, etcd's included, once it is a mirror.
-    assert computed["_milvus_image"] == "172.31.213.2:5000/milvusdb/milvus:v2.3.5"
-    assert computed["_milvus_etcd_image"] == "172.31.213.2:5000/coreos/etcd:v3.5.5"
+    assert computed["_milvus_image"] == "172.31.213.2:5000/milvusdb/milvus:v2.6.16"
+    assert computed["_milvus_etcd_image"] == "172.31.213.2:5000/coreos/etcd:v3.5.18"
     # A wildcard binding is reached on loopback by the bootstrap.
     assert computed["_milvus_client_uri"] == "http://127.0.0.1:19530"
     assert computed["_milvus_data_source"] == "/srv/nfs/milvus"
     assert computed["_milvus_named_volumes"] == ["aistack-milvus-etcd-data"]
     assert computed["_milvus_host_paths"] == ["/srv/nfs/milvus"]
+
+
+# --- Release lines: what differs between 2.3, 2.5 and 2.6 ------------------------------------------
+
+# The component ports every line's milvus.yaml carries (the compiled-in default of every component
+# port is the proxy's 19530, so a replaced milvus.yaml must list them all).
+COMMON_PORTS = {"rootCoord": 53100, "proxy": 19530, "queryCoord": 19531, "queryNode": 21123, "dataCoord": 13333,
+                "dataNode": 21124}
+
+
+def _ports(conf):
+    return {name: conf[name]["port"] for name in conf if isinstance(conf[name], dict) and "port" in conf[name]
+            and name != "minio"}
+
+
+@pytest.fixture(scope="module")
+def releases(minio):
+    """The same variables (minio mode) for each line; 2.6 is the default (the minio fixture)."""
+    rendered = {line: _render({"milvus_version": version, "milvus_allow_unsupported_release": True,
+                               "milvus_config": {"queryNode": {"segcore": {"chunkRows": 256}}, "proxy": {"maxDimension": 4096}}})
+                for line, version in (("2.3", "2.3.5"), ("2.5", "2.5.26"))}
+    rendered["2.6"] = minio
+    return rendered
+
+
+def test_release_2_3_is_the_labs_layout(releases):
+    """2.3.5 (the lab's Milvus, run for real by molecule milvus and make lab): the layout that ran
+    there, unchanged: an index node, no streaming node, etcd 3.5.5."""
+    conf, computed = releases["2.3"]["config"], releases["2.3"]["computed"]
+    assert computed["_milvus_release_line"] == "2.3"
+    assert computed["_milvus_image"] == "docker.io/milvusdb/milvus:v2.3.5"
+    assert computed["_milvus_etcd_image"] == "quay.io/coreos/etcd:v3.5.5"
+    assert computed["_milvus_minio_image"] == "docker.io/minio/minio:RELEASE.2023-03-20T20-16-18Z"
+    assert computed["_milvus_attu_image"] == "docker.io/zilliz/attu:v2.3.6"
+    assert _ports(conf) == dict(COMMON_PORTS, indexNode=21121)
+    assert conf["mq"] == {"type": "rocksmq"}
+    assert conf["quotaAndLimits"] == {"enabled": True}
+    assert releases["2.3"]["milvus.yaml"].count("Milvus v2.3.5 standalone") == 1
+
+
+def test_release_2_5_layout(releases):
+    conf, computed = releases["2.5"]["config"], releases["2.5"]["computed"]
+    assert computed["_milvus_image"] == "docker.io/milvusdb/milvus:v2.5.26"
+    assert computed["_milvus_etcd_image"] == "quay.io/coreos/etcd:v3.5.18"
+    assert _ports(conf) == dict(COMMON_PORTS, indexNode=21121)
+    assert "streamingNode" not in conf
+
+
+def test_release_2_6_layout(releases):
+    """2.6 merged the index node into the data node and added a streaming node, which runs inside
+    the standalone process on a port of its own; the WAL stays RocksMQ (the standalone default)."""
+    conf, computed = releases["2.6"]["config"], releases["2.6"]["computed"]
+    assert computed["_milvus_image"] == "docker.io/milvusdb/milvus:v2.6.16"
+    assert _ports(conf) == dict(COMMON_PORTS, streamingNode=22222)
+    assert "indexNode" not in conf
+    assert conf["mq"] == {"type": "rocksmq"}
+
+
+def test_release_lines_share_everything_else(releases):
+    """Apart from the component ports, every line renders the same settings."""
+    def rest(conf):
+        return {k: v for k, v in conf.items() if k not in ("indexNode", "streamingNode")}
+    assert rest(releases["2.3"]["config"]) == rest(releases["2.5"]["config"]) == rest(releases["2.6"]["config"])
+
+
+# --- S3 object storage -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3():
+    return _render(S3)
+
+
+def test_s3_mode_config(s3):
+    conf, computed = s3["config"], s3["computed"]
+    assert conf["common"]["storageType"] == "remote"
+    assert conf["minio"] == {
+        "address": "s3.storage.internal", "port": 8333, "accessKeyID": "aistack-s3-user",
+        "secretAccessKey": "S3-secret-key-for-milvus-77", "useSSL": False, "bucketName": "milvus-segments",
+        "rootPath": "files", "region": "us-east-1", "useIAM": False, "cloudProvider": "aws", "useVirtualHost": False}
+    # No MinIO container, volume or address override: the endpoint is the configuration's.
+    assert computed["_milvus_container_env"] == {"ETCD_ENDPOINTS": "aistack-milvus-etcd:2379"}
+    assert computed["_milvus_named_volumes"] == ["aistack-milvus-data", "aistack-milvus-etcd-data"]
+
+
+def test_s3_default_port_follows_tls():
+    """Without a port, TLS means 443 (80 without TLS: the same expression, see vars/main.yml)."""
+    tls = _render(dict(S3, milvus_s3_endpoint="s3.eu-west-1.amazonaws.com", milvus_s3_use_ssl=True,
+                       milvus_s3_region="eu-west-1", milvus_s3_use_virtual_host=True))["config"]["minio"]
+    assert (tls["address"], tls["port"], tls["useSSL"], tls["region"], tls["useVirtualHost"]) == \
+        ("s3.eu-west-1.amazonaws.com", 443, True, "eu-west-1", True)
 
 
 def test_ipv6_binding():
