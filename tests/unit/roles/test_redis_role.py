@@ -36,6 +36,12 @@ CASES = {
     "valid-snapshots-off": (_with(redis_save=""), None),
     "valid-extra-setting": (_with(redis_settings={"tcp-keepalive": 60, "lazyfree-lazy-eviction": True}), None),
     "admin-password-missing": (_with(redis_admin_password=""), ["redis_admin_password is missing or empty"]),
+    "valid-monitoring-user": (_with(redis_monitoring_user_enabled=True, redis_monitoring_password="Monitor-redis-5c2e81aa"), None),
+    "monitoring-password-missing": (_with(redis_monitoring_user_enabled=True),
+                                    ["redis_monitoring_password (redis_monitoring_user_enabled) is missing or empty"]),
+    "monitoring-user-clash": (_with(redis_monitoring_user_enabled=True, redis_monitoring_password="Monitor-redis-5c2e81aa",
+                                    redis_monitoring_user="app"),
+                              ["redis_admin_user, redis_monitoring_user and the redis_users names must be unique"]),
     "admin-password-placeholder": (_with(redis_admin_password="foobared"), ["redis_admin_password is left at a placeholder"]),
     "user-password-placeholder": (_with(redis_users=[{"name": "app", "password": "CHANGE-ME"}]),
                                   ["redis_users[0].password (user app) is left at a placeholder"]),
@@ -59,8 +65,8 @@ CASES = {
     "reserved-user": (_with(redis_users=[{"name": "default", "password": APP}]), ["user name default is reserved"]),
     "healthcheck-user": (_with(redis_users=[{"name": "healthcheck", "password": APP}]), ["user name healthcheck is reserved"]),
     "duplicate-users": (_with(redis_users=[{"name": "admin", "password": APP}]),
-                        ["redis_admin_user and the redis_users names must be unique"]),
-    "user-name": (_with(redis_users=[{"name": "my app", "password": APP}]), ["user name my app (redis_admin_user / redis_users)"]),
+                        ["redis_admin_user, redis_monitoring_user and the redis_users names must be unique"]),
+    "user-name": (_with(redis_users=[{"name": "my app", "password": APP}]), ["user name my app (redis_admin_user / redis_monitoring_user / redis_users)"]),
     "rules-with-password": (_with(redis_users=[{"name": "app", "password": APP, "rules": "~* +@all >other-password"}]),
                             ["redis_users app: rules may not hold password or on/off/reset rules"]),
     "rules-with-nopass": (_with(redis_users=[{"name": "app", "password": APP, "rules": "nopass ~* +@all"}]),
@@ -147,3 +153,15 @@ def test_variables_override():
     assert conf["lazyfree-lazy-eviction"] == "yes"
     assert files["computed"]["image"] == "172.31.213.2:5000/redis:7.0"
     assert files["users.acl"].splitlines()[-1].endswith(" ~* &* +@all -@admin -@dangerous")
+
+
+def test_monitoring_acl_user():
+    """The exporter's user: after the health check, its password hashed, only the rules of
+    _redis_monitoring_rules (no key, no channel; tests/integration/test_redis_mysqld_exporters.py runs
+    the exporter with them)."""
+    password = "Monitor-redis-5c2e81aa"
+    files = _render({"redis_monitoring_user_enabled": True, "redis_monitoring_password": password})
+    line = files["users.acl"].splitlines()[3]
+    assert line.startswith("user aistack_monitor reset on #%s resetkeys resetchannels -@all +ping +info +config|get "
+                           % hashlib.sha256(password.encode()).hexdigest()), line
+    assert password not in files["users.acl"] and "~" not in line and "&" not in line and "@read" not in line
