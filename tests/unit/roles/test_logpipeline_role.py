@@ -11,6 +11,7 @@ in check mode and limited to the `logpipeline_preflight` tag, so nothing past pr
 import json
 import os
 import re
+import tempfile
 
 import pytest
 import yaml
@@ -38,6 +39,15 @@ def _topic(**changes):
     topic = {"name": "app-logs", "partitions": 3, "replication_factor": 1, "retention": "7d"}
     topic.update(changes)
     return _with(logpipeline_kafka_topics=[topic])
+
+
+def _running(kafka_running, opensearch_running, kafka="4.3.1", opensearch="3.5.0", check=True):
+    """Variables with the given tags, as if containers of the running tags were found."""
+    found = [{"item": name, "exists": True, "container": {"Config": {"Image": "registry.example:5000/%s:%s" % (repo, tag)}}}
+             for name, repo, tag in (("aistack-kafka", "apache/kafka", kafka_running),
+                                     ("aistack-opensearch", "opensearchproject/opensearch", opensearch_running))]
+    return _with(logpipeline_kafka_image_tag=kafka, logpipeline_opensearch_image_tag=opensearch,
+                 logpipeline_image_upgrade_check=check, __logpipeline_running={"results": found})
 
 
 def _knn(dimension):
@@ -99,10 +109,22 @@ CASES = {
                               ["logpipeline_logstash_kafka_user (nobody) must be logpipeline_kafka_admin_user or a name in "
                                "logpipeline_kafka_sasl_users"]),
     "unknown-shipper": (_with(logpipeline_shipper="fluentd"), ["logpipeline_shipper", "logstash, rsyslog"]),
+    # Image tags against the running containers (their docker_container_info results stood in).
+    "upgrade-patch-and-one-major": (_running("4.3.1", "2.19.4", kafka="4.3.2-r1", opensearch="3.5.0"), None),
+    "same-version-rebuilt-tag": (_running("4.3.1", "3.5.0", kafka="4.3.1-r1", opensearch="3.5.0-r1"), None),
+    "kafka-downgrade": (_running("4.3.1", "3.5.0", kafka="4.2.0"),
+                        ["logpipeline_kafka_image_tag (4.2.0) is older than the running aistack-kafka (4.3.1): a "
+                         "downgrade is refused"]),
+    "opensearch-major-jump": (_running("4.3.1", "2.19.4", opensearch="4.0.0"),
+                              ["logpipeline_opensearch_image_tag (4.0.0) jumps more than one major version from the "
+                               "running aistack-opensearch (2.19.4)"]),
+    "downgrade-check-off": (_running("4.3.1", "3.5.0", kafka="4.2.0", check=False), None),
 }
 
 
-PREFLIGHT = ["Validating arguments against arg spec", "Gather the host's memory", "Judge the secrets",
+PREFLIGHT = ["Validating arguments against arg spec", "Gather the host's memory", "Gather the default address of the cluster",
+             "Read the running Kafka and OpenSearch",
+             "Judge the image tags", "Assert that the image tags", "Judge the secrets",
              "Assert that every secret", "Judge the settings", "Assert that the settings"]
 (probe, test_invalid_variables_fail_naming_the_variable, test_probe_ran_only_validation_and_preflight,
  test_secrets_never_printed) = preflight_suite("logpipeline", CASES, PREFLIGHT, SECRETS)
@@ -414,3 +436,155 @@ def test_logstash_pipeline_sasl_and_security():
     assert computed["logstash_volumes"][-1] == \
         "/etc/aistack/logpipeline/logstash/kafka-ca.crt:/usr/share/logstash/config/kafka-ca.crt:ro"
     assert computed["os_url"] == "https://127.0.0.1:9200"
+
+
+# --- Several hosts: one KRaft quorum and one OpenSearch cluster ---------------------------------
+CLUSTER_COMPUTED = ("{'props': _logpipeline_kafka_properties, 'kafka_ports': _logpipeline_kafka_cluster_ports,"
+                    " 'os_env': _logpipeline_opensearch_env, 'os_ports': _logpipeline_opensearch_cluster_ports}")
+CLUSTER_ID = "q1Sh-9_kTqWmBZqv9ZkCjQ"
+
+
+def _render_cluster(hosts, **changes):
+    """Render server.properties and the computed settings on every host of an inventory group
+    `pipeline` (local connections), as the role does on each member: {host: (properties, computed)}."""
+    from lib.ansible_run import run_playbook
+    role_dir = ROLE
+    variables = _with(logpipeline_cluster_group="pipeline", logpipeline_kafka_cluster_id=CLUSTER_ID,
+                      logpipeline_kafka_advertised_host="{{ hostvars[inventory_hostname].logpipeline_cluster_address }}",
+                      **changes)
+    variables.update(FACTS)
+    with tempfile.TemporaryDirectory(prefix="logpipeline-cluster-") as out:
+        inventory = {"pipeline": {"hosts": {name: {"ansible_connection": "local", "logpipeline_cluster_address": address}
+                                            for name, address in hosts}}}
+        inv_path = os.path.join(out, "inventory.yml")
+        with open(inv_path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(inventory, fh, sort_keys=False)   # the group keeps the order given
+        vars_path = os.path.join(out, "vars.json")
+        with open(vars_path, "w", encoding="utf-8") as fh:
+            json.dump(variables, fh)
+        play = [{"hosts": "pipeline", "gather_facts": False,
+                 "vars_files": [os.path.join(role_dir, "defaults", "main.yml"), os.path.join(role_dir, "vars", "main.yml")],
+                 "tasks": [
+                     {"name": "render", "ansible.builtin.template": {
+                         "src": os.path.join(role_dir, "templates", "server.properties.j2"),
+                         "dest": out + "/{{ inventory_hostname }}.properties", "mode": "0644"}},
+                     {"name": "computed", "ansible.builtin.copy": {
+                         "dest": out + "/{{ inventory_hostname }}.json", "mode": "0644",
+                         "content": "{{ %s | to_json }}" % CLUSTER_COMPUTED}}]}]
+        proc = run_playbook(play, "-i", inv_path, "-e", "@" + vars_path)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        result = {}
+        for name, _address in hosts:
+            with open(os.path.join(out, name + ".properties"), encoding="utf-8") as fh:
+                props = _properties(fh.read())
+            with open(os.path.join(out, name + ".json"), encoding="utf-8") as fh:
+                result[name] = (props, json.load(fh))
+    return result
+
+
+def test_one_host_keeps_the_single_node_configuration(rendered):
+    files, computed = rendered
+    props = _properties(files["server.properties"])
+    assert props["node.id"] == "1"
+    assert "min.insync.replicas" not in props
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert computed["os_env"]["node.name"] == "aistack-opensearch"
+    assert "discovery.seed_hosts" not in computed["os_env"]
+
+
+def test_three_hosts_form_one_quorum_and_one_opensearch_cluster():
+    hosts = [("kafka-c", "10.20.0.13"), ("kafka-a", "10.20.0.11"), ("kafka-b", "10.20.0.12")]
+    rendered = _render_cluster(hosts)
+    voters = "1@10.20.0.13:9093,2@10.20.0.11:9093,3@10.20.0.12:9093"   # the group's order, not the names'
+    for n, (name, address) in enumerate(hosts, start=1):
+        props, computed = rendered[name]
+        assert props["node.id"] == str(n)
+        assert props["process.roles"] == "broker,controller"
+        assert props["controller.quorum.voters"] == voters
+        assert props["advertised.listeners"] == "INTERNAL://%s:19092,EXTERNAL://%s:9092" % (address, address)
+        assert props["inter.broker.listener.name"] == "INTERNAL"
+        assert props["min.insync.replicas"] == "2"
+        assert props["offsets.topic.replication.factor"] == "3"
+        assert props["transaction.state.log.replication.factor"] == "3"
+        assert props["transaction.state.log.min.isr"] == "2"
+        # Controller and INTERNAL (PLAINTEXT) published on the private address only.
+        assert computed["kafka_ports"] == ["%s:9093:9093" % address, "%s:19092:19092" % address]
+        env = computed["os_env"]
+        assert env["node.name"] == "aistack-opensearch-%d" % n
+        assert env["discovery.seed_hosts"] == "10.20.0.13:9300,10.20.0.11:9300,10.20.0.12:9300"
+        assert env["cluster.initial_cluster_manager_nodes"] == "aistack-opensearch-1,aistack-opensearch-2,aistack-opensearch-3"
+        assert env["network.publish_host"] == address
+        assert "discovery.type" not in env
+        assert computed["os_ports"] == ["%s:9300:9300" % address]
+
+
+def test_three_hosts_with_ipv6_and_an_explicit_min_insync():
+    hosts = [("a", "fd00::1"), ("b", "fd00::2"), ("c", "fd00::3")]
+    props, computed = _render_cluster(hosts, logpipeline_kafka_min_insync_replicas=3)["b"]
+    assert props["controller.quorum.voters"] == "1@[fd00::1]:9093,2@[fd00::2]:9093,3@[fd00::3]:9093"
+    assert props["advertised.listeners"].startswith("INTERNAL://[fd00::2]:19092,")
+    assert props["min.insync.replicas"] == "3"
+    assert computed["kafka_ports"][0] == "[fd00::2]:9093:9093"
+
+
+CLUSTER_CASES = {
+    "three-hosts-valid": (dict(logpipeline_cluster_group="three", logpipeline_kafka_cluster_id=CLUSTER_ID,
+                               logpipeline_kafka_topics=[{"name": "app-logs", "partitions": 3, "replication_factor": 3}]), None),
+    "three-hosts-replication-above-brokers": (
+        dict(logpipeline_cluster_group="three", logpipeline_kafka_cluster_id=CLUSTER_ID,
+             logpipeline_kafka_topics=[{"name": "app-logs", "replication_factor": 4}]),
+        ["logpipeline_kafka_topics[0] (app-logs): replication_factor must be between 1 and the number of brokers, 3 (is 4)"]),
+    "three-hosts-replication-below-min-insync": (
+        dict(logpipeline_cluster_group="three", logpipeline_kafka_cluster_id=CLUSTER_ID,
+             logpipeline_kafka_topics=[{"name": "app-logs", "replication_factor": 1}]),
+        ["logpipeline_kafka_topics[0] (app-logs): replication_factor (1) is below min.insync.replicas (2)"]),
+    "three-hosts-without-cluster-id": (
+        dict(logpipeline_cluster_group="three", logpipeline_kafka_topics=[{"name": "app-logs", "replication_factor": 3}]),
+        ["logpipeline_kafka_cluster_id is required across hosts"]),
+    "two-hosts": (dict(logpipeline_cluster_group="two", logpipeline_kafka_cluster_id=CLUSTER_ID),
+                  ["logpipeline_cluster_group (two) has 2 hosts: a KRaft quorum needs 1 or an odd number of at least 3"]),
+    "min-insync-above-brokers": (dict(logpipeline_cluster_group="three", logpipeline_kafka_cluster_id=CLUSTER_ID,
+                                      logpipeline_kafka_min_insync_replicas=4,
+                                      logpipeline_kafka_topics=[{"name": "app-logs", "replication_factor": 3}]),
+                                 ["logpipeline_kafka_min_insync_replicas must be between 1 and the number of brokers, 3 (is 4)"]),
+    "not-a-group": (dict(logpipeline_cluster_group="nowhere"),
+                    ["logpipeline_cluster_group (nowhere) is not a group of the inventory"]),
+}
+
+
+def test_cluster_preflight_on_an_inventory_group():
+    """The role's preflight on the first member of real inventory groups (local connections, check
+    mode, preflight tag only): the group's size, the cluster id, replication against the brokers."""
+    from lib.ansible_run import run_playbook
+    with tempfile.TemporaryDirectory(prefix="logpipeline-cluster-") as out:
+        members = {"k1": "10.20.0.11", "k2": "10.20.0.12", "k3": "10.20.0.13"}
+        inventory = {"three": {"hosts": {h: {"ansible_connection": "local", "logpipeline_cluster_address": a}
+                                         for h, a in members.items()}},
+                     "two": {"hosts": {h: {} for h in ("k1", "k2")}}}
+        inv_path = os.path.join(out, "inventory.yml")
+        with open(inv_path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(inventory, fh, sort_keys=False)
+        tasks = []
+        for case, (variables, _expect) in CLUSTER_CASES.items():
+            case_vars = _with(logpipeline_kafka_advertised_host="10.20.0.11", **variables)
+            tasks.append({"name": case, "block": [
+                {"name": "include " + case, "ansible.builtin.include_role": {"name": "aistack.infra.logpipeline"},
+                 "vars": case_vars, "tags": ["logpipeline_preflight"]},
+                {"name": "pass " + case, "tags": ["logpipeline_preflight"], "ansible.builtin.set_fact": {
+                    "results": "{{ results | combine({'%s': 'PASSED'}) }}" % case}}],
+                "rescue": [{"name": "fail " + case, "ansible.builtin.set_fact": {
+                    "results": "{{ results | combine({'%s': ansible_failed_result.msg | default('?')}) }}" % case},
+                    "tags": ["logpipeline_preflight"]}]})
+        tasks.append({"name": "write", "tags": ["logpipeline_preflight"], "ansible.builtin.copy": {
+            "dest": out + "/results.json", "content": "{{ results | to_json }}", "mode": "0644"}, "check_mode": False})
+        play = [{"hosts": "k1", "gather_facts": False, "vars": {"results": {}}, "tasks": tasks}]
+        proc = run_playbook(play, "-i", inv_path, "--check", "--tags", "logpipeline_preflight")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as fh:
+            results = json.load(fh)
+    for case, (_variables, expect) in CLUSTER_CASES.items():
+        if expect is None:
+            assert results[case] == "PASSED", (case, results[case])
+        else:
+            for text in expect:
+                assert text in results[case], (case, results[case])
