@@ -16,4 +16,4 @@ from lib.milvus_server import milvus_server  # noqa: E402,F401
 from lib.opensearch_server import opensearch_server  # noqa: E402,F401
 from lib.pg_server import pg_server  # noqa: E402,F401
 from lib.embedding_model import embedder  # noqa: E402,F401
-from lib.k8s_control_plane import k8s_control_plane  # noqa: E402,F401
+from lib.k8s_control_plane import k8s_control_plane, k8s_helm  # noqa: E402,F401

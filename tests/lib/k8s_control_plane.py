@@ -57,15 +57,25 @@ SERVICE_CIDR = "10.96.0.0/16"
 CONTEXT = "aistack-test"
 
 
-def k8s_binaries():
-    """Directory holding bin/ and VERSIONS: build.sh's last stdout line. Raises RuntimeError."""
+def k8s_binaries(which="all"):
+    """Directory holding bin/ and VERSIONS: build.sh's last stdout line. Raises RuntimeError.
+
+    ``which``: "all" (the control plane, helm, kwok) or "helm" (helm alone, a much shorter build)."""
+    # Its own process group: on a timeout the go build under it stops too (what it compiled stays in
+    # GOCACHE, so the next run goes on from there) and does not hold the build lock.
+    proc = subprocess.Popen(["bash", BUILD_SCRIPT, which], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(["bash", BUILD_SCRIPT], capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        out, err = proc.communicate(timeout=BUILD_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise RuntimeError("lab/artifacts/k8s/build.sh ran longer than %.0f s (K8S_BUILD_TIMEOUT)" % BUILD_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate()
+        raise RuntimeError("lab/artifacts/k8s/build.sh %s ran longer than %.0f s (K8S_BUILD_TIMEOUT); the next run "
+                           "resumes from Go's build cache" % (which, BUILD_TIMEOUT))
     if proc.returncode != 0:
-        raise RuntimeError("lab/artifacts/k8s/build.sh failed (rc %d):\n%s" % (proc.returncode, proc.stderr[-3000:]))
-    return proc.stdout.strip().splitlines()[-1]
+        raise RuntimeError("lab/artifacts/k8s/build.sh failed (rc %d):\n%s" % (proc.returncode, err[-3000:]))
+    return out.strip().splitlines()[-1]
 
 
 def make_pki(directory):
@@ -339,7 +349,7 @@ def node_ready(node):
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-_SHARED = {"plane": None, "error": None}
+_SHARED = {"plane": None, "error": None, "helm": None}
 
 
 def _stop_shared():
@@ -373,3 +383,18 @@ def k8s_control_plane():
         yield dict(_SHARED["plane"].info)
     finally:
         _stop_shared()
+
+
+@pytest.fixture(scope="session")
+def k8s_helm():
+    """Path of a helm 3 binary built by lab/artifacts/k8s/build.sh (helm alone: no control plane).
+
+    For tests that only lint and render charts; skipped with the build's message where it cannot be built."""
+    if _SHARED["helm"] is None:
+        try:
+            _SHARED["helm"] = os.path.join(k8s_binaries("helm"), "bin", "helm")
+        except RuntimeError as exc:
+            _SHARED["helm"] = exc
+    if isinstance(_SHARED["helm"], Exception):
+        pytest.skip("helm not available: %s" % _SHARED["helm"])
+    return _SHARED["helm"]

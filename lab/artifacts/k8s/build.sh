@@ -10,7 +10,8 @@
 #   helm/         helm.sh/helm/v3 v3.22.0
 #   kwok/         sigs.k8s.io/kwok v0.8.0
 #
-#   lab/artifacts/k8s/build.sh
+#   lab/artifacts/k8s/build.sh          # everything
+#   lab/artifacts/k8s/build.sh helm     # helm alone (minutes, not the control plane's hour), in <hash>-helm/
 #
 # Result, under ${AISTACK_CACHE:-/var/cache/aistack}/k8s/<inputs hash>/:
 #   bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,helm,kwok}
@@ -57,8 +58,12 @@ bad=$(awk -v want="$staging" '$2 == "=>" && $1 ~ /^k8s\.io\// && $4 != want {pri
 
 hash=$({ echo "$RECIPE"; (cd "$HERE" && find . -type f -print0 | sort -z | xargs -0 sha256sum); echo "$go_version $(go env GOOS)/$(go env GOARCH)"; } \
   | sha256sum | cut -c1-12)
-dest="$CACHE/k8s/$hash"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler helm kwok)
+case "${1:-all}" in
+  all) dest="$CACHE/k8s/$hash"; BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler helm kwok) ;;
+  helm) dest="$CACHE/k8s/$hash-helm"; BINARIES=(helm) ;;
+  *) die "unknown argument '$1' (none: every binary; helm: helm alone)" ;;
+esac
+want() { [[ " ${BINARIES[*]} " == *" $1 "* ]]; }
 
 complete() { [ -f "$dest/VERSIONS" ] && for b in "${BINARIES[@]}"; do [ -x "$dest/bin/$b" ] || return 1; done; }
 
@@ -87,16 +92,27 @@ if ! complete; then
   kv="k8s.io/component-base/version"
   k8s_ld="-X $kv.gitVersion=$K8S_VERSION -X $kv.gitMajor=1 -X $kv.gitMinor=$minor -X $kv.gitTreeState=clean"
   k8s_ld+=" -X $kv.buildDate=1970-01-01T00:00:00Z"
-  build helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-    helm.sh/helm/v3/cmd/helm
-  build etcd "" go.etcd.io/etcd/server/v3
-  mv "$tmp/bin/server" "$tmp/bin/etcd" 2>/dev/null || mv "$tmp/bin/v3" "$tmp/bin/etcd"
-  build kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
-  build kubernetes "$k8s_ld" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler
+  # As helm's Makefile does: the Kubernetes version that `helm template` and `helm lint` assume is the
+  # minor of the client-go that helm is built with (without it, v1.20, which charts' kubeVersion refuse).
+  helm_k8s_minor=$(version helm k8s.io/client-go); helm_k8s_minor=${helm_k8s_minor#v0.}; helm_k8s_minor=${helm_k8s_minor%%.*}
+  helm_ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    helm_ld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+  done
+  build helm "$helm_ld" helm.sh/helm/v3/cmd/helm
+  if want etcd; then
+    build etcd "" go.etcd.io/etcd/server/v3
+    mv "$tmp/bin/server" "$tmp/bin/etcd" 2>/dev/null || mv "$tmp/bin/v3" "$tmp/bin/etcd"
+  fi
+  want kwok && build kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+  if want kube-apiserver; then
+    build kubernetes "$k8s_ld" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler
+    "$tmp/bin/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" \
+      || die "kube-apiserver --version does not say Kubernetes $K8S_VERSION"
+  fi
   for b in "${BINARIES[@]}"; do [ -x "$tmp/bin/$b" ] || die "bin/$b was not built"; done
-  "$tmp/bin/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" \
-    || die "kube-apiserver --version does not say Kubernetes $K8S_VERSION"
+  [ "$(HOME="$tmp" "$tmp/bin/helm" version --template '{{.Version}}')" = "$HELM_VERSION" ] || die "helm version does not say $HELM_VERSION"
   printf '%s %s\n' kubernetes "$K8S_VERSION" etcd "$ETCD_VERSION" helm "$HELM_VERSION" kwok "$KWOK_VERSION" go "$go_version" \
     recipe "$RECIPE" >"$tmp/VERSIONS"
   chmod -R a+rX "$tmp"
