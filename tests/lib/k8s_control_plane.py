@@ -50,7 +50,7 @@ from lib.milvus_server import free_ports
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_SCRIPT = os.path.join(REPO, "lab", "artifacts", "k8s", "build.sh")
 STAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kwok-stages.yaml")
-BUILD_TIMEOUT = float(os.environ.get("K8S_BUILD_TIMEOUT", "3600"))
+BUILD_TIMEOUT = float(os.environ.get("K8S_BUILD_TIMEOUT", "1800"))
 START_TIMEOUT = float(os.environ.get("K8S_START_TIMEOUT", "180"))
 NODES = ("kwok-node-0", "kwok-node-1")
 SERVICE_CIDR = "10.96.0.0/16"
