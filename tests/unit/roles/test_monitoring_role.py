@@ -28,6 +28,8 @@ needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool missing: run to
 
 GRAFANA_PASSWORD = "Grafana-admin-7d1c44e0"
 PG_PASSWORD = "Monitor-pg-3f9a21b7c"
+REDIS_PASSWORD = "Monitor-redis-5c2e81aa"
+MYSQLD_PASSWORD = "Monitor-mysqld-a81f03d2"
 SLACK_URL = "https://hooks.slack.test/services/T000/B000/s3cr3t-slack-token"
 SMTP_PASSWORD = "smtp-S3cret-9921"
 VALID = {
@@ -49,7 +51,7 @@ RECEIVERS = {
     "monitoring_alertmanager_smtp_auth_password": SMTP_PASSWORD,
     "monitoring_alertmanager_routes": [{"receiver": "ops-slack", "matchers": ['severity="critical"'], "continue": True}],
 }
-SECRETS = (GRAFANA_PASSWORD, PG_PASSWORD, SLACK_URL, SMTP_PASSWORD)
+SECRETS = (GRAFANA_PASSWORD, PG_PASSWORD, SLACK_URL, SMTP_PASSWORD, REDIS_PASSWORD, MYSQLD_PASSWORD)
 
 
 def _with(**changes):
@@ -69,7 +71,18 @@ CASES = {
     "valid-alert-overrides": (_with(monitoring_alert_for={"postgres_down": "30s"},
                                     monitoring_alert_thresholds={"certificate_days": 21}), None),
     "unknown-exporter": (_with(monitoring_exporters=["node", "mongodb"]),
-                         ["monitoring_exporters: unknown exporter mongodb (known: node, postgres, nginx, opensearch)"]),
+                         ["monitoring_exporters: unknown exporter mongodb (known: node, postgres, nginx, opensearch, redis, mysqld)"]),
+    "valid-redis-mysqld": (_with(monitoring_exporters=["node", "redis", "mysqld"], monitoring_redis_exporter_password=REDIS_PASSWORD,
+                                 monitoring_mysqld_exporter_password=MYSQLD_PASSWORD), None),
+    "redis-password-missing": (_with(monitoring_exporters=["node", "redis"]),
+                               ["monitoring_redis_exporter_password is missing or empty (set it from the vault)"]),
+    "mysqld-password-missing": (_with(monitoring_exporters=["node", "mysqld"]),
+                                ["monitoring_mysqld_exporter_password is missing or empty (set it from the vault)"]),
+    "mysqld-password-quote": (_with(monitoring_exporters=["node", "mysqld"], monitoring_mysqld_exporter_password='Monitor"quote-123'),
+                              ["monitoring_mysqld_exporter_password may not contain a double quote, a backslash or a line break"]),
+    "redis-address": (_with(monitoring_exporters=["node", "redis"], monitoring_redis_exporter_password=REDIS_PASSWORD,
+                            monitoring_redis_exporter_address="aistack-redis:6379"),
+                      ["monitoring_redis_exporter_address must be a redis:// or rediss:// URL (is aistack-redis:6379)"]),
     "scrape-interval": (_with(monitoring_scrape_interval="30 seconds"),
                         ["monitoring_scrape_interval is not a Prometheus duration such as 30s, 5m, 1h30m (is 30 seconds)"]),
     "evaluation-interval": (_with(monitoring_evaluation_interval="1.5m"),
@@ -154,6 +167,11 @@ INVENTORY = {
                                               "log3": {"aistack_bind_address": "10.0.0.43",
                                                        "monitoring_exporters": ["node"]}}},
             "gpu_servers": {"hosts": {}},
+            # aistack.infra.redis / aistack.infra.mariadb hosts: their exporters run there.
+            "redis_servers": {"hosts": {"cache1": {"aistack_bind_address": "10.0.0.51"}}},
+            "mariadb_servers": {"hosts": {"sql1": {"aistack_bind_address": "10.0.0.52"}}},
+            # The group name before mariadb_servers was the convention: no longer a mysqld target.
+            "mysql_servers": {"hosts": {"oldsql": {"aistack_bind_address": "10.0.0.53"}}},
         },
     },
 }
@@ -183,7 +201,8 @@ def _render(variables):
             "mode": "0644"}},
         {"name": "computed", "ansible.builtin.copy": {"dest": out + "/computed.json", "mode": "0644", "content": (
             "{{ {'command': _monitoring_prometheus_command, 'images': _monitoring_images_wanted,"
-            " 'prometheus_url': _monitoring_prometheus_url, 'exporters': monitoring_exporters} | to_json }}")}},
+            " 'prometheus_url': _monitoring_prometheus_url, 'exporters': monitoring_exporters,"
+            " 'mysqld_cnf': _monitoring_mysqld_exporter_cnf, 'dcgm_csv': _monitoring_dcgm_counters_csv} | to_json }}")}},
     ]
     play = [{"hosts": "localhost", "gather_facts": False,
              "vars_files": [os.path.join(ROLE, "defaults", "main.yml"), os.path.join(ROLE, "vars", "main.yml")],
@@ -228,8 +247,8 @@ def test_prometheus_config(rendered):
     assert conf["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["aistack-alertmanager:9093"]
     jobs = {job["job_name"]: job for job in conf["scrape_configs"]}
     # Configuration-only jobs appear when their group has hosts: kafka yes, gpu_servers (empty) no.
-    assert sorted(jobs) == ["alertmanager", "blackbox_https", "bluegreen", "kafka", "milvus", "nginx", "node",
-                            "opensearch", "postgres", "prometheus"]
+    assert sorted(jobs) == ["alertmanager", "blackbox_https", "bluegreen", "kafka", "milvus", "mysqld", "nginx", "node",
+                            "opensearch", "postgres", "prometheus", "redis"]
     assert jobs["postgres"]["file_sd_configs"] == [{"files": ["/etc/prometheus/file_sd/postgres.json"]}]
     assert jobs["blackbox_https"]["params"] == {"module": ["https_cert"]}
     assert jobs["blackbox_https"]["relabel_configs"][-1] == {"target_label": "__address__",
@@ -243,7 +262,8 @@ def test_file_sd_targets_follow_the_inventory(rendered):
     node = {entry["labels"]["instance"]: entry["targets"] for entry in targets("node")}
     assert node == {"localhost": ["10.0.0.2:9100"], "db1": ["10.0.0.11:9100"], "db2": ["[fd00::12]:9100"],
                     "vec1": ["10.0.0.21:9100"], "web1": ["10.0.0.31:9100"], "kafka1": ["10.0.0.41:9100"],
-                    "log2": ["10.0.0.42:9100"], "log3": ["10.0.0.43:9100"]}
+                    "log2": ["10.0.0.42:9100"], "log3": ["10.0.0.43:9100"], "cache1": ["10.0.0.51:9100"],
+                    "sql1": ["10.0.0.52:9100"], "oldsql": ["10.0.0.53:9100"]}
     assert targets("postgres") == [{"targets": ["10.0.0.11:9187"], "labels": {"instance": "db1"}},
                                    {"targets": ["[fd00::12]:9187"], "labels": {"instance": "db2"}}]
     assert targets("milvus") == [{"targets": ["10.0.0.21:9091"], "labels": {"instance": "vec1"}}]
@@ -251,6 +271,8 @@ def test_file_sd_targets_follow_the_inventory(rendered):
     assert targets("kafka") == [{"targets": ["10.0.0.41:7071"], "labels": {"instance": "kafka1"}}]
     assert targets("opensearch") == [{"targets": ["10.0.0.41:9114"], "labels": {"instance": "kafka1"}},
                                      {"targets": ["10.0.0.42:9114"], "labels": {"instance": "log2"}}]
+    assert targets("redis") == [{"targets": ["10.0.0.51:9121"], "labels": {"instance": "cache1"}}]
+    assert targets("mysqld") == [{"targets": ["10.0.0.52:9104"], "labels": {"instance": "sql1"}}]
     assert targets("blackbox_https") == [{"targets": ["https://rag.example.org"]}]
     assert targets("bluegreen") == [{"targets": ["http://10.0.0.31:8001/health"], "labels": {"slot": "blue"}}]
     assert not os.path.exists(os.path.join(rendered, "file_sd", "dcgm.json"))
@@ -407,5 +429,39 @@ def test_default_exporters_follow_the_groups():
     out = _render(variables)
     try:
         assert json.loads(_load(out, "computed.json"))["exporters"] == ["node"]
+    finally:
+        shutil.rmtree(out)
+
+
+def test_exporters_beside_their_services_and_the_ai_consumer_job():
+    """Where the redis, mariadb and gpu roles run (one render): the exporters' images; mysqld_exporter's
+    client file naming the mariadb role's monitoring account on its container; the DCGM exporter's
+    collectors file holding every DCGM field of the GPU rules and dashboard; and a blue-green slot with
+    metrics: true scraped on its own /metrics (job ai_consumer)."""
+    import re
+    out = _render(_with(monitoring_exporters=["node", "redis", "mysqld", "dcgm"], monitoring_redis_exporter_password=REDIS_PASSWORD,
+                        monitoring_mysqld_exporter_password=MYSQLD_PASSWORD, mariadb_monitoring_user="dbmon",
+                        monitoring_bluegreen_targets=[{"url": "http://10.0.0.31:8101/health", "slot": "blue", "metrics": True},
+                                                      {"url": "http://10.0.0.31:8102/health", "slot": "green"}]))
+    try:
+        computed = json.loads(_load(out, "computed.json"))
+        assert computed["images"][-3:] == ["docker.io/oliver006/redis_exporter:v1.67.0", "docker.io/prom/mysqld-exporter:v0.18.0",
+                                           "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.5-3.4.1-ubuntu22.04"]
+        assert computed["mysqld_cnf"] == ('[client]\nuser = dbmon\npassword = "%s"\nhost = aistack-mariadb\nport = 3306\n'
+                                          % MYSQLD_PASSWORD)
+        rows = [line.split(", ") for line in computed["dcgm_csv"].splitlines() if line and not line.startswith("#")]
+        assert rows and all(len(row) == 3 and row[1] in ("gauge", "counter") for row in rows), rows
+        used = set()
+        for path in (os.path.join(ROLE, "templates", "rules", "gpu.rules.yml.j2"), os.path.join(ROLE, "vars", "main.yml")):
+            with open(path, encoding="utf-8") as fh:
+                used.update(re.findall(r"\b(DCGM_FI_[A-Z0-9_]+)", fh.read()))
+        assert {"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"} <= used
+        assert used <= {row[0] for row in rows}, sorted(used - {row[0] for row in rows})
+        # The slot with metrics: its /metrics at the health URL's address; the other slot is probed only.
+        assert json.loads(_load(out, "file_sd/ai_consumer.json")) == [{"targets": ["10.0.0.31:8101"], "labels": {"slot": "blue"}}]
+        jobs = {job["job_name"]: job for job in yaml.safe_load(_load(out, "prometheus.yml"))["scrape_configs"]}
+        assert jobs["ai_consumer"] == {"job_name": "ai_consumer",
+                                       "file_sd_configs": [{"files": ["/etc/prometheus/file_sd/ai_consumer.json"]}]}
+        assert len(json.loads(_load(out, "file_sd/bluegreen.json"))) == 2
     finally:
         shutil.rmtree(out)
