@@ -74,7 +74,47 @@ CASES = {
     # The role adds existing users to the docker group; it does not create them.
     "docker-users-missing": ("docker", {"docker_users": ["root", "aistack-no-such-user"]},
                              (PREFLIGHT, ["docker_users", "aistack-no-such-user"])),
+    # docker_firewall_rules (DOCKER-USER). The probe's inventory (FW_HOSTS) has group fw_api with two
+    # hosts at private addresses and fw_loop with one reachable only through 127.0.0.1.
+    "docker-fw-valid": ("docker", {
+        "docker_firewall_controller_addresses": ["10.9.1.2"],
+        "docker_firewall_rules": [{"port": 5432, "groups": ["fw_api"]},
+                                  {"port": "9000:9001", "proto": "udp", "sources": ["10.1.0.0/16", "192.168.1.7"]},
+                                  {"port": 22, "sources": ["10.9.0.0/16"], "comment": "ssh container"}]}, None),
+    "docker-fw-port": ("docker", {"docker_firewall_rules": [{"port": 70000, "sources": ["10.1.0.0/16"]},
+                                                            {"port": "9001:9000", "sources": ["10.1.0.0/16"]}]},
+                       (PREFLIGHT, ["docker_firewall_rules[0] (port 70000): port must be 1-65535",
+                                    "docker_firewall_rules[1] (port 9001:9000): port must be"])),
+    "docker-fw-empty-allow-list": ("docker", {"docker_firewall_rules": [{"port": 5432}]},
+                                   (PREFLIGHT, ["docker_firewall_rules[0] (port 5432): the allow-list is empty"])),
+    "docker-fw-unknown-group": ("docker", {"docker_firewall_rules": [{"port": 5432, "groups": ["fw_nowhere"]}]},
+                                (PREFLIGHT, ["docker_firewall_rules[0] (port 5432): group fw_nowhere is not in the inventory"])),
+    "docker-fw-loopback-host": ("docker", {"docker_firewall_rules": [{"port": 19530, "groups": ["fw_api", "fw_loop"]}]},
+                                (PREFLIGHT, ["host fw-loop1 (ansible_host=127.0.0.1) has no private IPv4 address",
+                                             "set aistack_private_address"])),
+    "docker-fw-bad-source": ("docker", {"docker_firewall_rules": [{"port": 5432, "sources": ["10.0.0.300", "0.0.0.0/0"]}]},
+                             (PREFLIGHT, ["sources must hold IPv4 addresses or CIDRs narrower than /0, not 10.0.0.300",
+                                          "not 0.0.0.0/0"])),
+    "docker-fw-ssh-lockout": ("docker", {"docker_firewall_controller_addresses": ["192.168.5.5"],
+                                         "docker_firewall_rules": [{"port": "20:30", "sources": ["10.1.0.0/16"]}]},
+                              (PREFLIGHT, ["docker_firewall_rules[0] (port 20:30): the rule covers the SSH port 22",
+                                           "does not allow the controller 192.168.5.5", "lock out SSH"])),
+    "docker-fw-ssh-port-unknown-controller": ("docker", {"docker_firewall_ssh_port": 2222,
+                                                         "docker_firewall_rules": [{"port": 2222, "groups": ["fw_api"]}]},
+                                              (PREFLIGHT, ["covers the SSH port 2222/22 and the controller address is unknown",
+                                                           "docker_firewall_controller_addresses"])),
+    "docker-fw-action-choice": ("docker", {"docker_firewall_action": "ACCEPT"},
+                                (ARGSPEC, ["docker_firewall_action", "DROP, REJECT"])),
+    "docker-fw-proto-choice": ("docker", {"docker_firewall_rules": [{"port": 53, "proto": "icmp", "sources": ["10.0.0.1"]}]},
+                               (ARGSPEC, ["proto", "docker_firewall_rules", "tcp, udp"])),
 }
+
+# Inventory hosts the docker firewall cases resolve groups against (added with add_host, never contacted).
+FW_HOSTS = [
+    {"name": "fw-api1", "groups": "fw_api", "aistack_private_address": "10.20.0.11"},
+    {"name": "fw-api2", "groups": "fw_api", "aistack_bind_address": "10.20.0.12"},
+    {"name": "fw-loop1", "groups": "fw_loop", "ansible_host": "127.0.0.1"},
+]
 
 # Tags each run is limited to, and whether it runs in check mode (the docker preflight skips
 # the missing-user check in check mode, where the user may be "created" by base first).
@@ -85,7 +125,8 @@ RUNS = {
 
 
 def _play(role):
-    tasks = []
+    tasks = [{"name": "inventory host " + h["name"], "tags": ["argspec_probe"], "ansible.builtin.add_host": h}
+             for h in (FW_HOSTS if role == "docker" else [])]
     for case, (case_role, variables, _expect) in CASES.items():
         if case_role != role:
             continue
