@@ -17,7 +17,7 @@
 #   bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,helm,kwok}
 #   VERSIONS   one "name version" line per binary, and the Go version
 # The last line on stdout is that directory's absolute path (everything else goes to stderr).
-# The hash covers this directory's files (go.mod, go.sum, this recipe), the Go version and the
+# The hash covers this directory's files but README.md (go.mod, go.sum, this recipe), the Go version and the
 # platform: while they do not change, the binaries are reused. Go's module and build caches live
 # under ${AISTACK_CACHE}/go (GOMODCACHE, GOCACHE, GOPATH) so that CI reuses them too; a new recipe
 # then recompiles only what changed.
@@ -56,7 +56,7 @@ staging=${K8S_VERSION/#v1./v0.}
 bad=$(awk -v want="$staging" '$2 == "=>" && $1 ~ /^k8s\.io\// && $4 != want {print $1 " " $4}' "$HERE/kubernetes/go.mod")
 [ -z "$bad" ] || die "kubernetes/go.mod: staging modules not pinned to $staging (for k8s.io/kubernetes $K8S_VERSION): $bad"
 
-hash=$({ echo "$RECIPE"; (cd "$HERE" && find . -type f -print0 | sort -z | xargs -0 sha256sum); echo "$go_version $(go env GOOS)/$(go env GOARCH)"; } \
+hash=$({ echo "$RECIPE"; (cd "$HERE" && find . -type f ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum); echo "$go_version $(go env GOOS)/$(go env GOARCH)"; } \
   | sha256sum | cut -c1-12)
 case "${1:-all}" in
   all) dest="$CACHE/k8s/$hash"; BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler helm kwok) ;;
@@ -69,8 +69,8 @@ complete() { [ -f "$dest/VERSIONS" ] && for b in "${BINARIES[@]}"; do [ -x "$des
 
 if ! complete; then
   mkdir -p "$CACHE/k8s"
-  # One build at a time per cache (several test sessions may ask at once).
-  exec 9>"$CACHE/k8s/.lock"
+  # One build of each kind at a time per cache (several test sessions may ask at once).
+  exec 9>"$CACHE/k8s/.lock-${1:-all}"
   flock 9
 fi
 if ! complete; then
