@@ -108,6 +108,7 @@ def produce(producer, client, run_id, n, rate, direct_index):
     """Sends n lines (paced at rate/s when rate), returns {seq: send time}; with direct_index, bulk-writes them too."""
     from opensearchpy import helpers
     sent = {}
+    futures = []
     start = time.time()
     batch = []
     for seq in range(n):
@@ -118,7 +119,7 @@ def produce(producer, client, run_id, n, rate, direct_index):
         now = time.time()
         doc = {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "service": "bench",
                "level": "INFO", "run_id": run_id, "seq": seq, "message": "request %d served in %d ms" % (seq, seq % 97)}
-        producer.send(DIRECT_TOPIC if direct_index else TOPIC, doc)
+        futures.append(producer.send(DIRECT_TOPIC if direct_index else TOPIC, doc))
         sent[seq] = now
         if direct_index:
             batch.append({"_index": direct_index, "_source": doc})
@@ -128,18 +129,22 @@ def produce(producer, client, run_id, n, rate, direct_index):
     producer.flush(60)
     if batch:
         helpers.bulk(client, batch)
-    return sent, start
+    # A line Kafka never acknowledged cannot arrive: counted apart from the pipeline's losses.
+    failed = [f.exception for f in futures if f.is_done and f.failed()]
+    return sent, start, {"acked": sum(1 for f in futures if f.is_done and f.succeeded()),
+                         "send_errors": sorted({"%s: %s" % (type(e).__name__, e) for e in failed})[:3]}
 
 
 def measure(producer, client, index, direct, rate, n):
     run_id = uuid.uuid4().hex[:12]
     watcher = Watcher(client, index, run_id, n)
     watcher.start()
-    sent, start = produce(producer, client, run_id, n, rate, index if direct else None)
+    sent, start, acks = produce(producer, client, run_id, n, rate, index if direct else None)
     watcher.done.wait(TIMEOUT + 10)
     latencies = [watcher.seen[s] - sent[s] for s in sent if s in watcher.seen]
     last = max(watcher.seen.values()) if watcher.seen else None
-    return {"messages": n, "searchable": len(watcher.seen),
+    missing = [s for s in range(n) if s not in watcher.seen]
+    return {"messages": n, "searchable": len(watcher.seen), **acks, "missing_seq": missing[:20],
             "msg_per_s": round(len(watcher.seen) / (last - start), 1) if last else 0.0,
             "p50_s": round(percentile(latencies, 50), 3) if latencies else None,
             "p99_s": round(percentile(latencies, 99), 3) if latencies else None}
@@ -193,6 +198,14 @@ def main():
                                   for k in ("pipeline_burst", "baseline_burst", "pipeline_paced", "baseline_paced")),
         }
         result["load_average"] = os.getloadavg()
+        # What the shipper says about lines it could not index: bulk items OpenSearch refused
+        # (omelasticsearch's errorFile) and its own error messages.
+        errors = subprocess.run(["docker", "exec", SHIPPER, "sh", "-c", "cat /var/spool/rsyslog/opensearch-errors.json 2>/dev/null"],
+                                capture_output=True, text=True).stdout.splitlines()
+        logs = subprocess.run(["docker", "logs", SHIPPER], capture_output=True, text=True)
+        result["shipper"] = {"bulk_error_records": len(errors), "first_bulk_error": errors[0][:2000] if errors else None,
+                             "log_errors": [line[:300] for line in (logs.stdout + logs.stderr).splitlines()
+                                            if "error" in line.lower() or "suspend" in line.lower()][:10]}
     finally:
         subprocess.run(["docker", "rm", "-f", SHIPPER], capture_output=True)
         search.stop()
