@@ -194,7 +194,7 @@ def test_exports_per_service_with_the_inventory_clients(rendered):
         "10.40.0.12(rw,sync,no_subtree_check,sec=sys,root_squash)",
         "192.168.7.0/24(rw,sync,no_subtree_check,sec=sys,root_squash)"]
     assert by_path["/mnt/storage/rag-data/milvus"][0] == "10.40.0.11(rw,sync,no_subtree_check,sec=sys,no_root_squash)"
-    assert by_path["/mnt/storage/rag-data/backups"][0] == "10.40.0.11(ro,sync,no_subtree_check,sec=sys,root_squash)"
+    assert by_path["/mnt/storage/rag-data/backups"][0] == "10.40.0.11(ro,sync,no_subtree_check,sec=sys,no_root_squash)"
     assert "*" not in rendered["aistack.exports"]
 
 
