@@ -28,7 +28,7 @@ stage argument-specs python tools/check_argument_specs.py
 stage sanity tools/sanity.sh
 stage build tools/build_check.sh
 
-scenarios=${MOLECULE_SCENARIOS:-logpipeline bundle bluegreen pgvector milvus monitoring llm_server docker nginx mariadb redis base gpu}
+scenarios=${MOLECULE_SCENARIOS:-logpipeline bundle bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu}
 pytest_cmd=(python -m pytest -p no:cacheprovider tests/unit tests/integration ${PYTEST_ARGS:-})
 # shellcheck disable=SC2086
 molecule_cmd=(tools/molecule.sh $scenarios)
