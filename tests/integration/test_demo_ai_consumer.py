@@ -11,6 +11,7 @@ consumer's counters; a k-NN query for a paraphrase finds its line first; an inde
 dimension is refused naming the setting.
 """
 import json
+import os
 import time
 import uuid
 
@@ -43,7 +44,9 @@ def setup(kafka_server, opensearch_server):
     env = {"LOG_CONSUMER_ENABLED": "1", "KAFKA_BOOTSTRAP": kafka_server["sasl_ssl"], "KAFKA_TOPICS": topic,
            "KAFKA_GROUP_ID": "ai-" + topic, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
            "KAFKA_SASL_USER": kafka_server["sasl_username"], "KAFKA_SASL_PASSWORD": kafka_server["sasl_password"],
-           "KAFKA_CA_FILE": kafka_server["ca_file"], "KAFKA_BATCH": "25",
+           # The CA as PEM text (what the lab passes to the slots, which have no file mounted): the
+           # settings write it to a private file, which every test here then trusts.
+           "KAFKA_CA_PEM": open(kafka_server["ca_file"]).read(), "KAFKA_BATCH": "25",
            "OPENSEARCH_URL": opensearch_server["hosts"][0], "LOG_VECTOR_INDEX": index}
     yield logs, logs.settings_from_env(env), client, topic, index
     client.indices.delete(index=index, ignore_unavailable=True)
@@ -173,8 +176,25 @@ def test_an_index_of_another_dimension_is_refused_naming_the_setting(setup, embe
      "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT or SASL_SSL"),
     ({"OPENSEARCH_URL": "http://h:9200"}, "KAFKA_BOOTSTRAP is required"),
     ({"KAFKA_BOOTSTRAP": "h:9092", "OPENSEARCH_URL": "http://h:9200"}, "KAFKA_SASL_USER, KAFKA_SASL_PASSWORD and KAFKA_CA_FILE"),
+    ({"KAFKA_BOOTSTRAP": "h:9092", "OPENSEARCH_URL": "http://h:9200", "KAFKA_CA_PEM": "not a certificate"},
+     "KAFKA_CA_PEM must hold a PEM certificate"),
+    ({"KAFKA_BOOTSTRAP": "h:9092", "OPENSEARCH_URL": "http://h:9200", "KAFKA_CA_FILE": "/ca.crt",
+      "KAFKA_CA_PEM": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
+     "KAFKA_CA_FILE and KAFKA_CA_PEM are mutually exclusive"),
 ])
 def test_settings_are_judged_before_connecting(env, message):
     from demo_ai_service import logs
     with pytest.raises(logs.ConfigError, match=message):
         logs.settings_from_env(env)
+
+
+def test_ca_pem_is_written_to_a_private_file():
+    from demo_ai_service import logs
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----"
+    cfg = logs.settings_from_env({"KAFKA_BOOTSTRAP": "h:9092", "OPENSEARCH_URL": "http://h:9200",
+                                  "KAFKA_SASL_USER": "u", "KAFKA_SASL_PASSWORD": "p", "KAFKA_CA_PEM": pem})
+    try:
+        assert open(cfg["ca_file"]).read() == pem + "\n"
+        assert oct(os.stat(cfg["ca_file"]).st_mode & 0o777) == "0o600"
+    finally:
+        os.unlink(cfg["ca_file"])

@@ -136,6 +136,8 @@ CASES = {
                                  ["monitoring_bind_address 10.0.0.5 is not loopback: set monitoring_prometheus_web_config.tls_server_config"]),
     "blackbox-plain-http": (_with(monitoring_blackbox_targets=["http://rag.example.org"]),
                             ["monitoring_blackbox_targets: http://rag.example.org is not an https:// URL"]),
+    "blackbox-ca-relative": (_with(monitoring_blackbox_ca_file="certs/ca.pem"),
+                             ["monitoring_blackbox_ca_file must be an absolute path on the monitoring server (is certs/ca.pem)"]),
     "several-problems-at-once": (_with(monitoring_exporters=["statsd"], monitoring_scrape_timeout="10"),
                                  ["unknown exporter statsd", "monitoring_scrape_timeout is not a Prometheus duration"]),
 }
@@ -404,6 +406,22 @@ def test_blackbox_modules(rendered):
     modules = yaml.safe_load(_load(rendered, "blackbox.yml"))["modules"]
     assert modules["https_cert"]["http"]["fail_if_not_ssl"] is True
     assert modules["http_health"]["http"]["valid_status_codes"] == [200]
+    # Without a CA file or server name the probes verify against the image's system CAs.
+    assert "tls_config" not in modules["https_cert"]["http"]
+
+
+def test_blackbox_ca_file_and_server_name():
+    """A private CA (or a self-signed certificate) and an SNI name reach the https_cert module; the file
+    is mounted in the exporter's config folder, and blackbox_exporter itself accepts the config."""
+    out = _render(dict(VALID, monitoring_blackbox_targets=["https://10.0.0.7/healthz"],
+                       monitoring_blackbox_ca_file="/etc/ssl/nginx/aistack.crt",
+                       monitoring_blackbox_tls_server_name="rag.example.org"))
+    try:
+        http = yaml.safe_load(_load(out, "blackbox.yml"))["modules"]["https_cert"]["http"]
+        assert http["tls_config"] == {"ca_file": "/etc/blackbox_exporter/ca.pem", "server_name": "rag.example.org"}
+        assert http["fail_if_not_ssl"] is True and http["valid_status_codes"] == []
+    finally:
+        shutil.rmtree(out)
 
 
 def test_web_config_and_tls_url():

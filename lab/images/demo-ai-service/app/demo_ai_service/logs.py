@@ -20,6 +20,8 @@ Settings (environment)
   KAFKA_GROUP_ID           consumer group (default demo-ai-service-logs)
   KAFKA_SECURITY_PROTOCOL  PLAINTEXT | SASL_SSL (default SASL_SSL)
   KAFKA_SASL_USER, KAFKA_SASL_PASSWORD, KAFKA_CA_FILE   SCRAM-SHA-512 login and the CA to trust
+  KAFKA_CA_PEM             the CA certificate itself (PEM) instead of KAFKA_CA_FILE, for a slot that
+                           has no file mounted: written to a private file under the temp folder
   KAFKA_BATCH              records per poll, embedded in one pass, bulk-written, then committed (default 256)
   OPENSEARCH_URL           http(s)://host:9200; OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_FILE
   LOG_VECTOR_INDEX         k-NN index of log lines (default log-vectors)
@@ -29,6 +31,7 @@ Settings (environment)
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 
@@ -66,12 +69,27 @@ def settings_from_env(env=None):
                       ("opensearch_url", "OPENSEARCH_URL"), ("group_id", "KAFKA_GROUP_ID")):
         if not out[key]:
             raise ConfigError("%s is required in consumer mode" % name)
+    pem = env.get("KAFKA_CA_PEM", "").strip()
+    if pem and out["ca_file"]:
+        raise ConfigError("KAFKA_CA_FILE and KAFKA_CA_PEM are mutually exclusive: give one of them")
+    if pem:
+        if not pem.startswith("-----BEGIN CERTIFICATE-----"):
+            raise ConfigError("KAFKA_CA_PEM must hold a PEM certificate (-----BEGIN CERTIFICATE-----...)")
+        out["ca_file"] = _write_ca(pem)
     if protocol == "SASL_SSL" and not (out["user"] and out["password"] and out["ca_file"]):
-        raise ConfigError("KAFKA_SASL_USER, KAFKA_SASL_PASSWORD and KAFKA_CA_FILE are required with "
-                          "KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+        raise ConfigError("KAFKA_SASL_USER, KAFKA_SASL_PASSWORD and KAFKA_CA_FILE (or KAFKA_CA_PEM) are required "
+                          "with KAFKA_SECURITY_PROTOCOL=SASL_SSL")
     if not 1 <= out["batch"] <= 10000:
         raise ConfigError("KAFKA_BATCH must be between 1 and 10000 (is %d)" % out["batch"])
     return out
+
+
+def _write_ca(pem):
+    """KAFKA_CA_PEM to a file the TLS library can load (the temp folder: a tmpfs in a read-only slot)."""
+    fd, path = tempfile.mkstemp(prefix="kafka-ca-", suffix=".pem")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(pem + "\n")
+    return path
 
 
 def opensearch_client(cfg):
