@@ -37,6 +37,28 @@ up() {
     docker exec -i "$name" sh -c 'cat > /home/debian/.ssh/authorized_keys && chown debian:debian /home/debian/.ssh/authorized_keys && chmod 0600 /home/debian/.ssh/authorized_keys' < "$KEY.pub"
   done
   for h in $(lab_hosts); do wait_ssh "$h"; done
+  refresh_images
+}
+
+# The lab rebuilds its images under the same tags when their inputs change, while the roles treat
+# a tag as an immutable release (pull: missing). So a lab host that pulled an older build keeps it:
+# untag every lab registry image on the hosts whose id is no longer the registry's, and the next
+# deploy pulls the current build. A container already running on an old build keeps it until it is
+# recreated (a changed definition, a release, or `make lab-down`).
+refresh_images() {
+  local h name ref id current n
+  for h in $(lab_hosts); do
+    name="aistack-lab-$h"; n=0
+    while read -r ref id; do
+      [ -n "$ref" ] || continue
+      current=$(docker image inspect -f '{{.Id}}' "$LAB_REGISTRY_PUSH/${ref#*/}" 2>/dev/null || true)
+      if [ -n "$current" ] && [ "$current" != "$id" ]; then
+        docker exec "$name" docker rmi -f "$ref" >/dev/null 2>&1 && n=$((n + 1))
+      fi
+    done < <(docker exec "$name" docker images --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' 2>/dev/null \
+             | grep "^$LAB_REGISTRY_IP:$LAB_REGISTRY_PORT/" || true)
+    [ "$n" -eq 0 ] || log "lab host $h: untagged $n image(s) older than the lab registry's build (the next deploy pulls the current one)"
+  done
 }
 
 wait_ssh() {
