@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Wait until the new slot is healthy, switch nginx to it and verify it (aistack.infra.bluegreen).
 
-1. Probes --url every --interval seconds until it answered 200 --successes times in a row (any
-   other answer resets the count); gives up after --timeout seconds.
+1. Probes --url (repeated: every instance of the slot) every --interval seconds until each answered
+   200 --successes times in a row (any other answer resets the count); gives up after --timeout seconds.
 2. Moves the staged upstream file (--staged, already rendered and tested by the role) over the
    live one (--live) with an atomic rename, runs `nginx -t`, and reloads nginx
    (`systemctl reload --service`).
@@ -42,17 +42,24 @@ def fetch(url, timeout, headers=None, context=None):
 
 
 def wait_healthy(args):
+    urls = args.url if isinstance(args.url, list) else [args.url]
     deadline = time.monotonic() + args.timeout
-    streak = probes = 0
+    streaks = dict.fromkeys(urls, 0)
+    lasts = dict.fromkeys(urls, "no answer")
+    probes = 0
     while True:
         probes += 1
-        status, _body, last = fetch(args.url, min(5.0, max(1.0, args.interval)))
-        streak = streak + 1 if status == 200 else 0
-        if streak >= args.successes:
+        for url in urls:
+            if streaks[url] >= args.successes:
+                continue
+            status, _body, lasts[url] = fetch(url, min(5.0, max(1.0, args.interval)))
+            streaks[url] = streaks[url] + 1 if status == 200 else 0
+        if all(streak >= args.successes for streak in streaks.values()):
             return probes, None
         if time.monotonic() + args.interval > deadline:
-            return probes, ("%s did not answer 200 %d times in a row within %ss (%d probes, %d in a row at the end, last: %s)"
-                            % (args.url, args.successes, args.timeout, probes, streak, last))
+            late = [url for url in urls if streaks[url] < args.successes]
+            return probes, ("; ".join("%s did not answer 200 %d times in a row within %ss (%d probes, %d in a row at the end, last: %s)"
+                                      % (url, args.successes, args.timeout, probes, streaks[url], lasts[url]) for url in late))
         time.sleep(args.interval)
 
 
@@ -130,7 +137,7 @@ def verify(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--url", required=True, help="health URL of the new slot")
+    p.add_argument("--url", required=True, action="append", help="health URL of the new slot (repeatable: one per instance)")
     p.add_argument("--successes", type=int, default=3)
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=120.0)

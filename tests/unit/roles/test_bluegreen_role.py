@@ -50,6 +50,13 @@ CASES = {
     "ports-same": ({"bluegreen_ports": {"blue": 8101, "green": 8101}}, ["two different ports"]),
     "ports-range": ({"bluegreen_ports": {"blue": 8101, "green": 70000}}, ["bluegreen_ports needs exactly"]),
     "container-port": ({"bluegreen_container_port": 0}, ["bluegreen_container_port must be a port"]),
+    # Several instances per slot (the seed's x4): their ports must stay apart and within range.
+    "instances-4": ({"bluegreen_instances": 4}, None),
+    "instances-zero": ({"bluegreen_instances": 0}, ["bluegreen_instances must be 1-32 (got 0)"]),
+    "instances-ports-meet": ({"bluegreen_instances": 2, "bluegreen_instance_port_step": 1},
+                             ["never meet", "8101, 8102, 8102, 8103"]),
+    "instances-beyond-65535": ({"bluegreen_instances": 2, "bluegreen_ports": {"blue": 65530, "green": 65531}},
+                               ["stay within 65535", "65540"]),
     "health-timeout-short": ({"bluegreen_health_timeout": 2, "bluegreen_health_interval": 1, "bluegreen_health_successes": 3},
                              ["bluegreen_health_timeout at least interval x successes", "got 2"]),
     "health-path": ({"bluegreen_health_path": "health"}, ["bluegreen_health_path starting with '/'"]),
@@ -110,7 +117,7 @@ def test_probe_ran_only_validation_and_preflight(probe):
     assert role_tasks
     role_tasks = {n for n in role_tasks if not n.startswith("Validating arguments against arg spec")}
     allowed = {"Check the service name, version and image", "Check the slots' ports", "Check the health and verify settings",
-               "Count the host's GPUs for the slots' pin", "Check that the slots' GPU pin and limits fit this host",
+               "Check the instances per slot", "Count the host's GPUs for the slots' pin", "Check that the slots' GPU pin and limits fit this host",
                "Look for nginx", "Check that nginx is installed"}
     assert role_tasks <= allowed, sorted(role_tasks - allowed)
 
@@ -228,6 +235,9 @@ def test_definition_hash_covers_the_definition_but_not_secret_values():
     assert secret_a == secret_b  # the value is not
     assert _hashes({"bluegreen_gpus": [3]}) != base
     assert _hashes({"bluegreen_cpus": 4}) != base
+    # One instance per slot: the instance settings stay out (definitions made before them keep their hash).
+    assert _hashes({"bluegreen_instances": 1, "bluegreen_instance_port_step": 99}) == base
+    assert _hashes({"bluegreen_instances": 4}) != base
 
 
 def _emit(var, extra):
@@ -278,6 +288,41 @@ def test_upstream_and_site_render():
     assert "listen 127.0.0.1:8100;" in site
     assert "proxy_pass http://demo-ai-service;" in site
     assert 'proxy_set_header Connection "";' in site
+
+
+def test_upstream_lists_every_instance_of_the_slot():
+    files = _render({"__bluegreen_upstream": {"slot": "green", "port": 8102, "version": "1.1.0"}, "bluegreen_instances": 4})
+    servers = re.findall(r"server (\S+);", files["upstream.conf"])
+    assert servers == ["127.0.0.1:8102", "127.0.0.1:8112", "127.0.0.1:8122", "127.0.0.1:8132"]
+
+
+def test_slot_instances_names_and_ports():
+    one = _emit("_bluegreen_slot_instances", {})
+    assert one == {"blue": [{"name": "demo-ai-service-blue", "port": 8101}],
+                   "green": [{"name": "demo-ai-service-green", "port": 8102}]}
+    four = _emit("_bluegreen_slot_instances", {"bluegreen_instances": 4})
+    assert [i["name"] for i in four["blue"]] == ["demo-ai-service-blue", "demo-ai-service-blue-2",
+                                                 "demo-ai-service-blue-3", "demo-ai-service-blue-4"]
+    assert [i["port"] for i in four["green"]] == [8102, 8112, 8122, 8132]
+
+
+def _switch_args(extra):
+    """The switch step's argv, templated from tasks/deploy.yml's own expression."""
+    with open(os.path.join(ROLE, "tasks", "deploy.yml")) as handle:
+        deploy = yaml.safe_load(handle)
+    step = [t for t in deploy[0]["block"] if t["name"].startswith("Wait until the new slot passes")][0]
+    plan = {"to_slot": "green", "to_port": 8102, "version": "1.1.0"}
+    return _emit("_bluegreen_switch_args", dict({"__bluegreen_plan": plan,
+                                                 "_bluegreen_switch_args": step["vars"]["_bluegreen_switch_args"]}, **extra))
+
+
+def test_switch_probes_every_instance():
+    one = _switch_args({})
+    assert [a for a in one if a.startswith("--url")] == ["--url=http://127.0.0.1:8102/health"]
+    four = _switch_args({"bluegreen_instances": 4, "bluegreen_health_path": "/healthz"})
+    assert [a for a in four if a.startswith("--url")] == [
+        "--url=http://127.0.0.1:%d/healthz" % port for port in (8102, 8112, 8122, 8132)]
+    assert four[four.index("--verify-version") + 1] == "1.1.0"
 
 
 def test_upstream_without_keepalive_and_fresh_host():
@@ -407,6 +452,23 @@ def test_unhealthy_slot_is_never_switched_to(sandbox):
     assert "last: HTTP 500" in proc.stdout
     assert live == "version=1.0.0\n"
     assert (sandbox / "svc.conf.next").exists()
+    assert reloads == []
+
+
+def test_switch_waits_for_every_instance(sandbox):
+    """Two instances: one healthy, one answering 500: nginx is never switched, the message names the second."""
+    healthy = _Service(str(sandbox))
+    broken = _Service(str(sandbox), health=(500,))
+    try:
+        proc, live, reloads = _switch(sandbox, healthy, "--timeout", "0.5",
+                                      "--url", "http://127.0.0.1:%d/health" % broken.port)
+    finally:
+        healthy.close()
+        broken.close()
+    assert proc.returncode == 1
+    assert ("127.0.0.1:%d/health did not answer 200" % broken.port) in proc.stdout
+    assert ("127.0.0.1:%d/health did not" % healthy.port) not in proc.stdout
+    assert live == "version=1.0.0\n"
     assert reloads == []
 
 
