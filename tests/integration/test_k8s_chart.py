@@ -7,10 +7,13 @@ containers (kwok reports scheduled pods Running and Ready; no image is pulled or
 
 Without the helm-diff plugin (the module proxy refuses it), kubernetes.core.helm decides whether
 to upgrade by comparing the release's values, chart name-version and appVersion only; the
-second-run test below proves changed=0 on that path, and says so.
+second-run test below proves changed=0 on that path, and says so. The tier playbook adds the
+sha256 of the rendered manifests to the release's values (aistackRenderedSha256), so that a
+template change without a chart version bump is upgraded and reported (tested below).
 """
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import time
@@ -21,6 +24,7 @@ import pytest
 import yaml
 
 from lib.ansible_run import REPO, ansible_env, run_playbook
+from lib.k8s_tier import VAULT
 
 CHART = os.path.join(REPO, "charts", "ai-service")
 NAMESPACE = "aistack-chart-test"
@@ -249,8 +253,10 @@ def run_tier(k8s, tmp_path, *args, **variables):
     """ansible-playbook playbooks/tier_kubernetes.yml -i inventories/kubernetes against the fixture.
 
     Returns (rc, stats of the controller host, the json callback's output)."""
-    extra = {"aistack_k8s_kubeconfig": k8s["kubeconfig"], "aistack_k8s_context": k8s["context"],
-             "aistack_k8s_helm_binary": k8s["helm"]}
+    # The official Milvus and CloudNativePG charts are not reachable: their definitions are rendered
+    # and checked against playbooks/schemas/ (the preflight), not installed.
+    extra = dict(VAULT, aistack_k8s_kubeconfig=k8s["kubeconfig"], aistack_k8s_context=k8s["context"],
+                 aistack_k8s_helm_binary=k8s["helm"], aistack_k8s_milvus_install=False, aistack_k8s_postgres_install=False)
     extra.update(variables)
     path = tmp_path / "extra.json"
     path.write_text(json.dumps(extra))
@@ -278,6 +284,11 @@ def failure_messages(out):
      "aistack_k8s_storage_class: the cluster has no StorageClass 'fast-nvme'"),
     ("replicas below the chart's minimum", {"aistack_k8s_ai_values": {"replicaCount": 0, "autoscaling": {"enabled": False}}},
      "aistack_k8s_ai_values.replicaCount"),
+    ("missing vault secret", {"vault_k8s_postgres_app_password": ""},
+     "Required variable 'vault_k8s_postgres_app_password' is missing, empty or a placeholder"),
+    ("Milvus replicas below the chart's minimum",
+     {"aistack_k8s_milvus_replicas": {"proxy": 2, "queryNode": 3, "dataNode": 0, "indexNode": 2}},
+     "aistack_k8s_milvus_* values at dataNode.replicas: 0 is less than the minimum of 1"),
     ("values the chart's schema refuses", {"aistack_k8s_ai_values": {"ingress": {"enabled": True, "host": "ai.example",
                                                                                   "path": "/", "tlsSecretName": "Not_A_Name"}}},
      "tlsSecretName"),
@@ -312,7 +323,49 @@ def test_tier_check_mode_then_real_then_unchanged(k8s, tmp_path):
     dep = api(k8s, "/apis/apps/v1/namespaces/%s/deployments/ai-service" % TIER_NAMESPACE)
     assert dep["status"].get("readyReplicas", 0) >= 1  # helm --wait returned: the rollout is done
 
+    secret = api(k8s, "/api/v1/namespaces/%s/secrets/ai-service-postgres" % TIER_NAMESPACE)
+    assert secret["type"] == "kubernetes.io/basic-auth" and sorted(secret["data"]) == ["password", "username"]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]} == {
+        "MILVUS_PASSWORD": {"name": "ai-service-milvus", "key": "password"},
+        "PGPASSWORD": {"name": "ai-service-postgres", "key": "password"}}
+    said = [r.get("msg") for play in out["plays"] for task in play["tasks"] for h in task["hosts"].values()
+            for r in h.get("results", []) if task["task"]["name"].startswith("Say which databases")]
+    assert said == ["%s: rendered and checked against playbooks/schemas/ only, not installed" % what for what in (
+        "Milvus (aistack_k8s_milvus_install is false)", "CloudNativePG (aistack_k8s_postgres_install is false)")], said
+
     rc, stats, out = run_tier(k8s, tmp_path)
-    assert rc == 0 and stats["changed"] == 0, stats
+    assert rc == 0 and stats["changed"] == 0, (stats, changed_tasks(out))
     rc, stats, out = run_tier(k8s, tmp_path, "--check")
-    assert rc == 0 and stats["changed"] == 0, stats
+    assert rc == 0 and stats["changed"] == 0, (stats, changed_tasks(out))
+    assert len(tier_history(k8s)) == 1
+
+    # A template change without a chart version bump (what kubernetes.core.helm's default check,
+    # without helm-diff, does not see by itself): the rendered sha256 among the values differs, so the
+    # check mode run reports it, the real run upgrades (revision 2) and then nothing is left to do.
+    chart = tmp_path / "ai-service"
+    shutil.copytree(CHART, chart)
+    service = chart / "templates" / "service.yaml"
+    text = service.read_text()
+    assert "\nmetadata:\n" in text
+    service.write_text(text.replace("\nmetadata:\n", "\nmetadata:\n  annotations:\n    aistack.io/template-test: changed\n", 1))
+    rc, stats, out = run_tier(k8s, tmp_path, "--check", aistack_k8s_ai_chart=str(chart))
+    assert rc == 0 and changed_tasks(out) == ["AI service (charts/ai-service)"], changed_tasks(out)
+    assert len(tier_history(k8s)) == 1
+    rc, stats, out = run_tier(k8s, tmp_path, aistack_k8s_ai_chart=str(chart))
+    assert rc == 0 and changed_tasks(out) == ["AI service (charts/ai-service)"], changed_tasks(out)
+    assert [h["revision"] for h in tier_history(k8s)] == [1, 2]
+    svc = api(k8s, "/api/v1/namespaces/%s/services/ai-service" % TIER_NAMESPACE)
+    assert svc["metadata"]["annotations"]["aistack.io/template-test"] == "changed"
+    rc, stats, out = run_tier(k8s, tmp_path, aistack_k8s_ai_chart=str(chart))
+    assert rc == 0 and stats["changed"] == 0, (stats, changed_tasks(out))
+    assert len(tier_history(k8s)) == 2
+
+
+def changed_tasks(out):
+    return [task["task"]["name"] for play in out["plays"] for task in play["tasks"]
+            if any(h.get("changed") for h in task["hosts"].values())]
+
+
+def tier_history(k8s):
+    return json.loads(helm(k8s, "history", "ai-service", "-n", TIER_NAMESPACE, "-o", "json").stdout)

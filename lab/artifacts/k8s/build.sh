@@ -12,6 +12,7 @@
 #
 #   lab/artifacts/k8s/build.sh          # everything
 #   lab/artifacts/k8s/build.sh helm     # helm alone (minutes, not the control plane's hour), in <hash>-helm/
+#   K8S_CACHED_ONLY=1 lab/artifacts/k8s/build.sh   # the directory if already built, else exit 3 (builds nothing)
 #
 # Result, under ${AISTACK_CACHE:-/var/cache/aistack}/k8s/<inputs hash>/:
 #   bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,helm,kwok}
@@ -67,6 +68,12 @@ want() { [[ " ${BINARIES[*]} " == *" $1 "* ]]; }
 
 complete() { [ -f "$dest/VERSIONS" ] && for b in "${BINARIES[@]}"; do [ -x "$dest/bin/$b" ] || return 1; done; }
 
+# K8S_CACHED_ONLY=1: answer from the cache only (exit 3 when these inputs were never built); the test
+# fixture uses it to run the control-plane tests whenever the binaries exist, without building them.
+if [ "${K8S_CACHED_ONLY:-0}" = 1 ] && ! complete; then
+  log "not built yet for these inputs: $dest (run lab/artifacts/k8s/build.sh ${1:-})"
+  exit 3
+fi
 if ! complete; then
   mkdir -p "$CACHE/k8s"
   # One build of each kind at a time per cache (several test sessions may ask at once).
