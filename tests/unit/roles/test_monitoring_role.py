@@ -407,7 +407,7 @@ def test_blackbox_modules(rendered):
     assert modules["https_cert"]["http"]["fail_if_not_ssl"] is True
     assert modules["http_health"]["http"]["valid_status_codes"] == [200]
     # Without a CA file or server name the probes verify against the image's system CAs.
-    assert "tls_config" not in modules["https_cert"]["http"]
+    assert "tls_config" not in modules["https_cert"]["http"] and "headers" not in modules["https_cert"]["http"]
 
 
 def test_blackbox_ca_file_and_server_name():
@@ -419,6 +419,7 @@ def test_blackbox_ca_file_and_server_name():
     try:
         http = yaml.safe_load(_load(out, "blackbox.yml"))["modules"]["https_cert"]["http"]
         assert http["tls_config"] == {"ca_file": "/etc/blackbox_exporter/ca.pem", "server_name": "rag.example.org"}
+        assert http["headers"] == {"Host": "rag.example.org"}
         assert http["fail_if_not_ssl"] is True and http["valid_status_codes"] == []
     finally:
         shutil.rmtree(out)
