@@ -10,13 +10,13 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export ANSIBLE_FORCE_COLOR := 0
 # Molecule scenarios run by `make test`, MOLECULE_JOBS at a time (tools/molecule.sh), the
 # longest first so that the two queues end together.
-MOLECULE_SCENARIOS ?= logpipeline bundle bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu
+MOLECULE_SCENARIOS ?= logpipeline registry bundle split bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu
 MOLECULE_JOBS ?= 2
 export MOLECULE_JOBS
 export MOLECULE_SCENARIOS PYTEST_ARGS
 
 
-.PHONY: help deps lab lab-down lab-client test lint yamllint ansible-lint sanity specs unit integration molecule bench build changelog clean
+.PHONY: help deps lab lab-down lab-client test lint yamllint ansible-lint sanity specs unit integration molecule bench build changelog clean k8s-artifacts
 
 help:
 	@echo "make lab       - deploy the all-in-one stack into a local lab host and print its health table"
@@ -24,6 +24,7 @@ help:
 	@echo "make lab-down  - remove every lab container, network, volume and image it made"
 	@echo "make test      - lint, sanity, unit, integration and molecule tests (installs what it needs)"
 	@echo "make bench     - benchmarks (on demand, see bench/README.md)"
+	@echo "make k8s-artifacts - build (or reuse) the Kubernetes control plane the tier's tests run on"
 	@echo "make build     - build the collection tarball"
 	@echo "make changelog - write CHANGELOG.rst: the next release's notes from changelogs/fragments"
 
@@ -50,6 +51,9 @@ lab-client: deps
 	mkdir -p build
 	sed -n '/<!-- lab-client:start -->/,/<!-- lab-client:end -->/p' README.md | sed '1,2d;$$d' | sed '$$d' > build/lab_client.py
 	python build/lab_client.py
+
+k8s-artifacts: deps
+	lab/artifacts/k8s/build.sh
 
 test: deps
 	tools/test.sh

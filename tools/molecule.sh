@@ -51,6 +51,10 @@ wait_slow_images() { # a scenario that lists slow images waits for their backgro
   [ "$(cat "$slow_rc")" = 0 ] || { echo "the slow lab images failed to build: build/molecule/slow-images.log" >&2; tail -n 30 "$logdir/slow-images.log" >&2; return 1; }
 }
 
+remove_volumes() { # the /var/lib/docker volumes of a scenario's instances: aistack-mol-<s>[-<name>]-docker
+  docker volume ls -q | grep -E "^aistack-mol-$1(-[a-z0-9]+)?-docker\$" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+}
+
 run_one() { # run_one SCENARIO: the whole molecule test of one scenario, timed
   local s=$1 start rc=0
   start=$(date +%s)
@@ -61,9 +65,9 @@ run_one() { # run_one SCENARIO: the whole molecule test of one scenario, timed
     echo "=== molecule $s: slow lab images ready after $(( $(date +%s) - start )) s"
   fi
   docker rm -f "aistack-mol-$s" >/dev/null 2>&1 || true
-  docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
+  remove_volumes "$s"
   molecule test -s "$s" || rc=$?
-  docker volume rm -f "aistack-mol-$s-docker" >/dev/null 2>&1 || true
+  remove_volumes "$s"
   echo "$(( $(date +%s) - start ))" >"$logdir/$s.time"
   return "$rc"
 }

@@ -28,7 +28,16 @@ stage argument-specs python tools/check_argument_specs.py
 stage sanity tools/sanity.sh
 stage build tools/build_check.sh
 
-scenarios=${MOLECULE_SCENARIOS:-logpipeline bundle bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu}
+# The Kubernetes tier's tests (tests/integration/test_k8s_chart.py) need a control plane built from
+# the Go module proxy; they run when lab/artifacts/k8s/build.sh's binaries are cached (make
+# k8s-artifacts builds them once) and are skipped, saying so, when they are not.
+if K8S_CACHED_ONLY=1 lab/artifacts/k8s/build.sh >/dev/null 2>&1; then
+  echo "=== [k8s] control plane cached: the Kubernetes tier's tests run"
+else
+  echo "=== [k8s] control plane not built: the Kubernetes tier's tests are skipped (make k8s-artifacts builds it)"
+fi
+
+scenarios=${MOLECULE_SCENARIOS:-logpipeline registry bundle split bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu}
 pytest_cmd=(python -m pytest -p no:cacheprovider tests/unit tests/integration ${PYTEST_ARGS:-})
 # shellcheck disable=SC2086
 molecule_cmd=(tools/molecule.sh $scenarios)
