@@ -392,8 +392,9 @@ def k8s_control_plane():
     if _SHARED["plane"] is None:
         # auto: run whenever lab/artifacts/k8s/build.sh's binaries for the current inputs are in the
         # cache (${AISTACK_CACHE}/k8s/<hash>), and build nothing: a cold build of the control plane
-        # costs 14-25 min on the 2-core machine, more than make test's pytest stage may hold. 1: build
-        # them here (at most K8S_BUILD_TIMEOUT s), then run.
+        # costs about 24 CPU-minutes, 65 min of wall time on the shared 2-core machine beside other
+        # work (lab/artifacts/k8s/README.md), more than make test's pytest stage may hold. 1: build them
+        # here (at most K8S_BUILD_TIMEOUT s), then run.
         try:
             k8s_binaries(cached_only=(mode == "auto"))
         except NotBuilt as exc:
