@@ -10,7 +10,7 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export ANSIBLE_FORCE_COLOR := 0
 # Molecule scenarios run by `make test`, MOLECULE_JOBS at a time (tools/molecule.sh), the
 # longest first so that the two queues end together.
-MOLECULE_SCENARIOS ?= logpipeline registry bundle split bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu
+MOLECULE_SCENARIOS ?= logpipeline registry split bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu
 MOLECULE_JOBS ?= 2
 export MOLECULE_JOBS
 export MOLECULE_SCENARIOS PYTEST_ARGS

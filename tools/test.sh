@@ -37,7 +37,7 @@ else
   echo "=== [k8s] control plane not built: the Kubernetes tier's tests are skipped (make k8s-artifacts builds it)"
 fi
 
-scenarios=${MOLECULE_SCENARIOS:-logpipeline registry bundle split bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu}
+scenarios=${MOLECULE_SCENARIOS:-logpipeline registry split bluegreen pgvector milvus monitoring llm_server nfs docker nginx mariadb redis base gpu}
 pytest_cmd=(python -m pytest -p no:cacheprovider tests/unit tests/integration ${PYTEST_ARGS:-})
 # shellcheck disable=SC2086
 molecule_cmd=(tools/molecule.sh $scenarios)
