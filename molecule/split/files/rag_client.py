@@ -7,6 +7,8 @@ Milvus (pymilvus) on the database hosts, as the AI service would. Prints one JSO
   rag_client.py search --run RUN      each store's nearest row to row 7's vector (must be row 7),
                                       and the number of rows of RUN in each store
   rag_client.py milvus-login          a wrong token and no token must be refused
+  rag_client.py destroy               drop PostgreSQL's documents table and Milvus' documents
+                                      collection (the backup test restores them)
 Settings: PG_DSN, MILVUS_URI, MILVUS_TOKEN (environment).
 """
 import argparse
@@ -95,14 +97,24 @@ def milvus_login():
     return out
 
 
+def destroy():
+    with pg_connect() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE documents")
+        cur.execute("SELECT to_regclass('public.documents') IS NULL")
+        table_gone = cur.fetchone()[0]
+    client = milvus_client()
+    client.drop_collection("documents")
+    return {"postgres_table_gone": table_gone, "milvus_collections": client.list_collections()}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["insert", "search", "milvus-login"])
+    parser.add_argument("action", choices=["insert", "search", "milvus-login", "destroy"])
     parser.add_argument("--run", default="")
     args = parser.parse_args()
     try:
         result = {"insert": lambda: insert(args.run), "search": lambda: search(args.run),
-                  "milvus-login": milvus_login}[args.action]()
+                  "milvus-login": milvus_login, "destroy": destroy}[args.action]()
     except Exception as exc:
         print(json.dumps({"error": "%s: %s" % (type(exc).__name__, str(exc)[:500])}))
         return 1

@@ -127,6 +127,10 @@ def test_split_wiring_comes_from_the_inventory():
     assert hostvar("split", "pg1.example.com", "nfs_client_mounts") == [
         {"export": "backups", "path": "/mnt/storage/rag-data/backups"}]
     assert hostvar("split", "milvus1.example.com", "milvus_authorization_enabled") is True
+    # Backups: sets on the storage server's backups export, which the database hosts may write.
+    assert hostvar("split", "storage1.example.com", "[pgvector_backup_dir, milvus_backup_dir,"
+                   " (nfs_exports | selectattr('name', 'equalto', 'backups') | first).access]") == [
+        "/mnt/storage/rag-data/backups/postgres", "/mnt/storage/rag-data/backups/milvus", "rw"]
 
 
 def test_single_data_on_the_nfs_mount():

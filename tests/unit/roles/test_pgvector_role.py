@@ -101,6 +101,19 @@ CASES = {
                           ["pgvector_image_pull", "missing, always, never"]),
     "backup-database-unmanaged": (_with(pgvector_backup_databases=["other"]),
                                   ["pgvector_backup_databases: other is not in pgvector_databases"]),
+    "backup-retention-partial": (_with(pgvector_backup_retention={"weekly": 0}), None),
+    "backup-retention-daily-zero": (_with(pgvector_backup_retention={"daily": 0, "weekly": 4, "monthly": 6}),
+                                    ["pgvector_backup_retention.daily must be a whole number of sets, 1 or more, not 0"]),
+    "backup-retention-weekly-negative": (_with(pgvector_backup_retention={"weekly": -1}),
+                                         ["pgvector_backup_retention.weekly must be a whole number of sets, 0 or more, not -1"]),
+    "backup-retention-monthly-fraction": (_with(pgvector_backup_retention={"monthly": 1.5}),
+                                          ["pgvector_backup_retention", "monthly"]),
+    "backup-retention-unknown-tier": (_with(pgvector_backup_retention={"yearly": 2}),
+                                      ["pgvector_backup_retention", "yearly"]),
+    "backup-keep-days-negative": (_with(pgvector_backup_keep_days=-1),
+                                  ["pgvector_backup_keep_days must be 0 (unused, the default) or more, not -1"]),
+    "backup-on-calendar-empty": (_with(pgvector_backup_on_calendar=" "),
+                                 ["pgvector_backup_on_calendar must not be empty"]),
 }
 
 
@@ -119,7 +132,7 @@ def _render(extra):
     return render_role_templates(
         "pgvector",
         ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "aistack-pgvector-backup.sh",
-         "aistack-pgvector-restore.sh", "aistack-pgvector-backup.timer"),
+         "aistack-pgvector-restore.sh", "aistack-pgvector-backup.timer", "aistack-pgvector-backup.service"),
         variables,
         computed="{'shm_mb': _pgvector_shm_mb | int, 'login_host': _pgvector_login_host,"
                  " 'extensions': _pgvector_database_extensions}")
@@ -198,13 +211,29 @@ def test_backup_scripts(rendered):
     backup = rendered["aistack-pgvector-backup.sh"]
     assert "databases=(rag)" in backup
     assert "pg_dump -h /var/run/postgresql -U \"$superuser\" -Fc" in backup
-    assert "keep_days=7" in backup
+    # One set per run through the shared rotation program, retention only after success.
+    assert 'set_dir=$("$rotate" start "$backup_dir")' in backup
+    assert "rotate=/usr/local/sbin/aistack-backup-rotate" in backup
+    assert "keep_daily=7\nkeep_weekly=4\nkeep_monthly=6\n" in backup
+    assert backup.index('"$rotate" fail') < backup.index('"$rotate" finish')
     restore = rendered["aistack-pgvector-restore.sh"]
     assert "--clean --if-exists --single-transaction --exit-on-error" in restore
+    assert '"$rotate" verify "$source"' in restore
     for name in ("aistack-pgvector-backup.sh", "aistack-pgvector-restore.sh"):
         proc = subprocess.run(["bash", "-n"], input=rendered[name], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     assert "OnCalendar=*-*-* 02:30:00" in rendered["aistack-pgvector-backup.timer"]
+    assert "RequiresMountsFor=/var/backups/aistack-pgvector\n" in rendered["aistack-pgvector-backup.service"]
+
+
+def test_backup_retention_counts():
+    """Missing retention keys take the defaults; the deprecated keep_days still sets the daily count."""
+    sized = {"pgvector_memory_mb": 4096, "pgvector_cpus": 2}
+    backup = _render(dict(sized, pgvector_backup_retention={"weekly": 0}, pgvector_backup_dir="/mnt/storage/rag-data/backups/postgres"))
+    assert "keep_daily=7\nkeep_weekly=0\nkeep_monthly=6\n" in backup["aistack-pgvector-backup.sh"]
+    assert "RequiresMountsFor=/mnt/storage/rag-data/backups/postgres\n" in backup["aistack-pgvector-backup.service"]
+    backup = _render(dict(sized, pgvector_backup_keep_days=14, pgvector_backup_retention={"daily": 3, "weekly": 2, "monthly": 1}))
+    assert "keep_daily=14\nkeep_weekly=2\nkeep_monthly=1\n" in backup["aistack-pgvector-backup.sh"]
 
 
 def test_memory_override_units_size_shm():
