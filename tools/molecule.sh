@@ -3,7 +3,7 @@
 # prepared first.
 #   tools/molecule.sh [--prepare-only] SCENARIO...
 # MOLECULE_JOBS (default 2) scenarios run at the same time, started in the order given (list the
-# long ones first). Most of a scenario's time is spent waiting (apt, image pulls, services
+# long ones first); MOLECULE_JOBS_LATER at a time once the file MOLECULE_JOBS_WHEN exists. Most of a scenario's time is spent waiting (apt, image pulls, services
 # starting, health checks), so two at a time shorten the stage on a 2-core machine. With more
 # than one job, each scenario's output goes to build/molecule/<scenario>.log and is printed
 # when it ends; MOLECULE_JOBS=1 streams it. Every scenario runs; the exit status is non-zero
@@ -84,19 +84,33 @@ if [ "$jobs" -le 1 ]; then
     report "$s" "$rc"
   done
 else
+  # MOLECULE_JOBS_LATER scenarios at a time once the file MOLECULE_JOBS_WHEN exists: tools/test.sh
+  # runs pytest beside molecule and lets molecule take pytest's share when pytest ends.
+  limit() {
+    if [ -n "${MOLECULE_JOBS_WHEN:-}" ] && [ -e "$MOLECULE_JOBS_WHEN" ]; then echo "${MOLECULE_JOBS_LATER:-$jobs}"
+    else echo "$jobs"; fi
+  }
   declare -A pids=()
-  reap() { # wait for the next scenario to end, then print its log and result
-    local pid rc=0 s
-    wait -n -p pid "${!pids[@]}" || rc=$?
-    s=${pids[$pid]}
-    unset "pids[$pid]"
-    echo "=== molecule test -s $s (log: build/molecule/$s.log)"
-    cat "$logdir/$s.log"
-    report "$s" "$rc"
+  reap() { # wait until a scenario ends (or the limit rises), then print its log and result
+    local pid rc s
+    while :; do
+      for pid in "${!pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null && continue
+        rc=0; wait "$pid" || rc=$?
+        s=${pids[$pid]}
+        unset "pids[$pid]"
+        echo "=== molecule test -s $s (log: build/molecule/$s.log)"
+        cat "$logdir/$s.log"
+        report "$s" "$rc"
+        return 0
+      done
+      [ "${#pids[@]}" -lt "$(limit)" ] && return 0
+      sleep 5
+    done
   }
   for s in "$@"; do
-    while [ "${#pids[@]}" -ge "$jobs" ]; do reap; done
-    echo "=== molecule $s: started ($(date +%H:%M:%S))"
+    while [ "${#pids[@]}" -ge "$(limit)" ]; do reap; done
+    echo "=== molecule $s: started ($(date +%H:%M:%S), ${#pids[@]} running)"
     run_one "$s" >"$logdir/$s.log" 2>&1 &
     pids[$!]=$s
   done

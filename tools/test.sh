@@ -47,6 +47,7 @@ if [ "${PYTEST_SERIAL:-0}" = 1 ]; then
 else
   logdir="$repo/build/test"
   mkdir -p "$logdir"
+  rm -f "$logdir/pytest.rc" "$logdir/pytest.time"
   start=$(date +%s)
   echo "=== [pytest] ${pytest_cmd[*]} (beside molecule; log: build/test/pytest.log)"
   (
@@ -58,8 +59,10 @@ else
   ) &
   pytest_pid=$!
   echo "=== [molecule] ${molecule_cmd[*]}"
+  # pytest's share of the machine goes to one more molecule scenario when pytest ends.
   mrc=0
-  "${molecule_cmd[@]}" || mrc=$?
+  MOLECULE_JOBS_WHEN="$logdir/pytest.rc" MOLECULE_JOBS_LATER=$(( ${MOLECULE_JOBS:-2} + 1 )) \
+    "${molecule_cmd[@]}" || mrc=$?
   mtime=$(( $(date +%s) - start ))
   wait "$pytest_pid" || true
   prc=$(cat "$logdir/pytest.rc" 2>/dev/null || echo 1)
