@@ -63,14 +63,16 @@ def helm(k8s, *args, check=True):
     return proc
 
 
-def api(k8s, path):
-    """GET ``path`` as the admin with a plain HTTPS client (independent of helm and the module); None on 404."""
+def api(k8s, path, method="GET", body=None):
+    """``method`` ``path`` as the admin with a plain HTTPS client (independent of helm and the module); None on 404."""
     with open(k8s["kubeconfig"]) as fh:
         user = json.load(fh)["users"][0]["user"]
     ctx = ssl.create_default_context(cafile=k8s["ca_file"])
     ctx.load_cert_chain(user["client-certificate"], user["client-key"])
+    req = urllib.request.Request(k8s["server"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(k8s["server"] + path, context=ctx, timeout=10) as resp:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -247,6 +249,9 @@ def test_install_upgrade_rollback_idempotence(k8s):
 
 # -- playbooks/tier_kubernetes.yml -----------------------------------------------------------
 TIER_NAMESPACE = "rag-production"
+NFS_NAMESPACE = "aistack-nfs-provisioner"
+NFS_CLASS = "aistack-nfs"
+NFS_PROVISIONER = "aistack.io/nfs-subdir-external-provisioner"
 
 
 def run_tier(k8s, tmp_path, *args, **variables):
@@ -292,6 +297,14 @@ def failure_messages(out):
     ("values the chart's schema refuses", {"aistack_k8s_ai_values": {"ingress": {"enabled": True, "host": "ai.example",
                                                                                   "path": "/", "tlsSecretName": "Not_A_Name"}}},
      "tlsSecretName"),
+    ("NFS provisioner without its server", {"aistack_k8s_nfs_provisioner_enabled": True, "aistack_k8s_nfs_path": "/exports/k8s"},
+     "NFS provisioner (aistack_k8s_nfs_provisioner_enabled): aistack_k8s_nfs_server is required"),
+    ("an index on a field the collection does not declare",
+     {"aistack_k8s_index_milvus_enabled": True, "milvus_collections": [{
+         "name": "documents", "fields": [{"name": "id", "type": "INT64", "is_primary": True},
+                                         {"name": "embedding", "type": "FLOAT_VECTOR", "dim": 8}],
+         "index": {"field": "vector", "index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 8, "efConstruction": 32}}}]},
+     "milvus_collections documents: index.field vector is not a vector field declared in the collection"),
 ])
 def test_tier_bad_input_fails_before_anything_is_applied(k8s, tmp_path, case, variables, needle):
     rc, stats, out = run_tier(k8s, tmp_path, **variables)
@@ -299,6 +312,8 @@ def test_tier_bad_input_fails_before_anything_is_applied(k8s, tmp_path, case, va
     messages = failure_messages(out)
     assert any(needle in m for m in messages), (case, messages)
     assert api(k8s, "/api/v1/namespaces/" + TIER_NAMESPACE) is None
+    assert api(k8s, "/api/v1/namespaces/" + NFS_NAMESPACE) is None
+    assert api(k8s, "/apis/storage.k8s.io/v1/storageclasses/" + NFS_CLASS) is None
 
 
 def test_tier_check_mode_then_real_then_unchanged(k8s, tmp_path):
@@ -369,3 +384,141 @@ def changed_tasks(out):
 
 def tier_history(k8s):
     return json.loads(helm(k8s, "history", "ai-service", "-n", TIER_NAMESPACE, "-o", "json").stdout)
+
+
+# -- NFS provisioner (real API server, kwok node) and vector indexes (real databases outside the cluster) --
+def task_results(out, name):
+    return [h for play in out["plays"] for task in play["tasks"] if task["task"]["name"] == name
+            for h in task["hosts"].values()]
+
+
+def test_tier_nfs_provisioner_and_vector_indexes(k8s, tmp_path, pg_server, milvus_server):  # noqa: F811
+    """The NFS provisioner's objects applied for real; the vector indexes against real databases outside the cluster.
+
+    Simulated: the provisioner's pod is reported Running by kwok (no container runs, nothing mounts the
+    export), so a claim of its StorageClass stays Pending. The index play reaches a real PostgreSQL +
+    pgvector (tests/lib/pg_server.py) and a real Milvus 2.3.5 (tests/lib/milvus_server.py) standing in for
+    the in-cluster Services: the in-cluster network path is not tested.
+    """
+    import psycopg2
+    from pymilvus import MilvusClient
+    from lib.pg_server import pg_connect
+
+    # What CloudNativePG's bootstrap makes (the Cluster's initdb): the application user owning the
+    # database, and the vector extension created by the superuser.
+    admin = pg_connect(pg_server)
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE rag_app LOGIN PASSWORD %s", (VAULT["vault_k8s_postgres_app_password"],))
+        cur.execute("CREATE DATABASE rag OWNER rag_app")
+    admin.close()
+    rag_admin = pg_connect(dict(pg_server, db="rag"))
+    with rag_admin.cursor() as cur:
+        cur.execute("CREATE EXTENSION vector")
+    rag_admin.close()
+    app = dict(host=pg_server["login_host"], port=pg_server["login_port"], user="rag_app",
+               password=VAULT["vault_k8s_postgres_app_password"], dbname="rag")
+    milvus = MilvusClient(uri=milvus_server, timeout=30)
+
+    def pg_indexes():
+        conn = psycopg2.connect(**app)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relname = 'documents'")
+                table = cur.fetchall()
+                cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'documents' AND indexname <> 'documents_pkey'")
+                return table, dict(cur.fetchall())
+        finally:
+            conn.close()
+
+    variables = dict(
+        aistack_k8s_nfs_provisioner_enabled=True, aistack_k8s_nfs_server="192.0.2.10", aistack_k8s_nfs_path="/exports/aistack-k8s",
+        aistack_k8s_index_postgres_enabled=True, aistack_k8s_index_postgres_host=pg_server["login_host"],
+        aistack_k8s_index_postgres_port=pg_server["login_port"], aistack_k8s_index_milvus_enabled=True,
+        aistack_k8s_index_milvus_uri=milvus_server, aistack_k8s_index_wait_timeout=30)
+
+    # Check mode: nothing is created, in the cluster or in the databases.
+    started = time.monotonic()
+    rc, stats, out = run_tier(k8s, tmp_path, "--check", **variables)
+    assert rc == 0, failure_messages(out)
+    changed = changed_tasks(out)
+    for name in ("NFS provisioner - namespace, service account, RBAC, Deployment and StorageClass",
+                 "Say what check mode would create in the NFS provisioner's new namespace",
+                 "PostgreSQL - tables", "Milvus - collections and partitions (aistack.infra.milvus_collection)"):
+        assert name in changed, changed
+    assert api(k8s, "/api/v1/namespaces/" + NFS_NAMESPACE) is None
+    assert api(k8s, "/apis/storage.k8s.io/v1/storageclasses/" + NFS_CLASS) is None
+    assert api(k8s, "/apis/rbac.authorization.k8s.io/v1/clusterroles/aistack-nfs-provisioner") is None
+    assert pg_indexes() == ([], {})
+    assert not milvus.has_collection("documents")
+    timings = {"check mode (first)": time.monotonic() - started}
+
+    # For real.
+    started = time.monotonic()
+    rc, stats, out = run_tier(k8s, tmp_path, **variables)
+    assert rc == 0, failure_messages(out)
+    timings["real"] = time.monotonic() - started
+    ns = api(k8s, "/api/v1/namespaces/" + NFS_NAMESPACE)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert api(k8s, "/api/v1/namespaces/%s/serviceaccounts/aistack-nfs-provisioner" % NFS_NAMESPACE)
+    role = api(k8s, "/apis/rbac.authorization.k8s.io/v1/clusterroles/aistack-nfs-provisioner")
+    assert {r["resources"][0]: r["verbs"] for r in role["rules"]}["persistentvolumes"] == ["get", "list", "watch", "create", "delete"]
+    binding = api(k8s, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/aistack-nfs-provisioner")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "aistack-nfs-provisioner", "namespace": NFS_NAMESPACE}]
+    assert api(k8s, "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings/aistack-nfs-provisioner-leader" % NFS_NAMESPACE)
+    dep = api(k8s, "/apis/apps/v1/namespaces/%s/deployments/aistack-nfs-provisioner" % NFS_NAMESPACE)
+    assert dep["status"].get("readyReplicas") == 1, dep["status"]  # the module waited for the rollout
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.k8s.io/sig-storage/nfs-subdir-external-provisioner:v4.0.2"
+    assert {e["name"]: e["value"] for e in container["env"]} == {
+        "PROVISIONER_NAME": NFS_PROVISIONER, "NFS_SERVER": "192.0.2.10", "NFS_PATH": "/exports/aistack-k8s"}
+    pods = api(k8s, "/api/v1/namespaces/%s/pods?labelSelector=app.kubernetes.io/instance%%3Daistack-nfs" % NFS_NAMESPACE)["items"]
+    # Scheduled on a kwok node, which reports it Running (simulated: no container, no NFS mount).
+    assert [(p["status"]["phase"], p["spec"]["nodeName"] in k8s["nodes"]) for p in pods] == [("Running", True)], pods
+    assert pods[0]["spec"]["volumes"][0]["nfs"] == {"server": "192.0.2.10", "path": "/exports/aistack-k8s"}
+    sc = api(k8s, "/apis/storage.k8s.io/v1/storageclasses/" + NFS_CLASS)
+    assert (sc["provisioner"], sc["reclaimPolicy"], sc["parameters"]) == (NFS_PROVISIONER, "Retain", {"archiveOnDelete": "true"})
+    policy = api(k8s, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/databases-from-ai-service" % TIER_NAMESPACE)
+    assert len(policy["spec"]["ingress"][0]["from"]) == 1  # no extra peer given
+    # The indexes, checked with independent connections as the application user and with pymilvus.
+    table, indexes = pg_indexes()
+    assert table == [("documents", "rag_app")]
+    assert indexes == {"documents_embedding_hnsw": "CREATE INDEX documents_embedding_hnsw ON public.documents USING hnsw "
+                                                   "(embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"}
+    assert milvus.has_collection("documents")
+    assert sorted(milvus.list_partitions("documents")) == ["_default", "tenant_a", "tenant_b"]
+    index = milvus.describe_index("documents", milvus.list_indexes("documents", field_name="embedding")[0])
+    assert (index["index_type"], index["metric_type"], str(index["M"]), str(index["efConstruction"])) == ("HNSW", "COSINE", "16", "64")
+    assert milvus.get_load_state("documents")["state"].name == "Loaded"
+
+    # Again: nothing changes, and the preflight's StorageClass check passes against the class made above.
+    started = time.monotonic()
+    rc, stats, out = run_tier(k8s, tmp_path, **variables)
+    assert rc == 0 and stats["changed"] == 0, (stats, changed_tasks(out))
+    timings["second run"] = time.monotonic() - started
+    [lookup] = task_results(out, "Look up the storage class")
+    assert [r["metadata"]["name"] for r in lookup["resources"]] == [NFS_CLASS]
+    [check] = task_results(out, "Fail when the storage class does not exist")
+    assert not check.get("skipped") and not check.get("failed"), check
+    started = time.monotonic()
+    rc, stats, out = run_tier(k8s, tmp_path, "--check", **variables)
+    assert rc == 0 and stats["changed"] == 0, (stats, changed_tasks(out))
+    timings["check mode (after)"] = time.monotonic() - started
+    assert pg_indexes()[1] == indexes
+
+    # A claim of the class: the PersistentVolume controller hands it to the external provisioner named in
+    # the class, which does not run here (kwok), so the claim stays Pending.
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "nfs-probe", "namespace": TIER_NAMESPACE},
+             "spec": {"storageClassName": NFS_CLASS, "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}
+    api(k8s, "/api/v1/namespaces/%s/persistentvolumeclaims" % TIER_NAMESPACE, "POST", claim)
+    try:
+        event = wait_for("the PersistentVolume controller's event for the claim", lambda: [
+            e for e in api(k8s, "/api/v1/namespaces/%s/events?fieldSelector=involvedObject.name%%3Dnfs-probe" % TIER_NAMESPACE)["items"]
+            if e["reason"] == "ExternalProvisioning"], timeout=60)
+        assert NFS_PROVISIONER in event[0]["message"], event[0]["message"]
+        pvc = api(k8s, "/api/v1/namespaces/%s/persistentvolumeclaims/nfs-probe" % TIER_NAMESPACE)
+        assert pvc["status"]["phase"] == "Pending"
+    finally:
+        api(k8s, "/api/v1/namespaces/%s/persistentvolumeclaims/nfs-probe" % TIER_NAMESPACE, "DELETE")
+        milvus.drop_collection("documents")
+        milvus.close()
+    print("NFS + indexes: " + ", ".join("%s %.0f s" % item for item in timings.items()))

@@ -146,3 +146,97 @@ def test_milvus_and_cnpg_values_refused_before_the_cluster_is_asked(tmp_path, va
     assert needle in failed[0], failed
     assert "short-1" not in failed[0]  # a secret is named, never printed
     assert "Ask the cluster for its version" not in ran
+
+
+# -- NFS provisioner and vector indexes: bad input fails before the cluster is asked -------------------
+MILVUS_DOCUMENTS = {
+    "name": "documents",
+    "fields": [{"name": "id", "type": "INT64", "is_primary": True, "auto_id": True},
+               {"name": "embedding", "type": "FLOAT_VECTOR", "dim": 8}],
+    "index": {"field": "embedding", "index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 8, "efConstruction": 32}},
+}
+
+
+@pytest.mark.parametrize("variables, needle", [
+    ({"aistack_k8s_nfs_provisioner_enabled": True, "aistack_k8s_nfs_path": "/exports/k8s"},
+     "NFS provisioner (aistack_k8s_nfs_provisioner_enabled): aistack_k8s_nfs_server is required"),
+    ({"aistack_k8s_nfs_provisioner_enabled": True, "aistack_k8s_nfs_server": "nfs.aistack.internal"},
+     "aistack_k8s_nfs_path is required, an absolute path of the export (got '')"),
+    ({"aistack_k8s_nfs_provisioner_enabled": True, "aistack_k8s_nfs_server": "nfs.aistack.internal",
+      "aistack_k8s_nfs_path": "exports/k8s", "aistack_k8s_nfs_reclaim_policy": "Recycle"},
+     "(got 'exports/k8s'); aistack_k8s_nfs_reclaim_policy must be Retain or Delete (got Recycle)"),
+    ({"pgvector_tables": [{"database": "analytics", "name": "documents", "dimensions": 8, "indexes": [{"method": "hnsw"}]}]},
+     "Vector indexes: pgvector_tables analytics.documents: database analytics is not declared in this tier: the tier "
+     "creates only rag (aistack_k8s_postgres_database)"),
+    ({"pgvector_tables": [{"database": "rag", "name": "documents", "dimensions": 8,
+                           "indexes": [{"method": "hnsw"}, {"column": "summary_embedding", "method": "hnsw"}]}]},
+     "pgvector_tables rag.documents indexes[1]: column summary_embedding is not declared in the table (its columns: "
+     "id, content, metadata, embedding)"),
+    ({"milvus_collections": [dict(MILVUS_DOCUMENTS, index=dict(MILVUS_DOCUMENTS["index"], field="vector"))]},
+     "milvus_collections documents: index.field vector is not a vector field declared in the collection (its vector "
+     "fields: embedding)"),
+])
+def test_nfs_and_index_declarations_refused_before_the_cluster_is_asked(tmp_path, variables, needle):
+    rc, ran, failed = run_tier(tmp_path, aistack_k8s_context="staging", **variables)
+    assert rc != 0 and len(failed) == 1, failed
+    assert needle in failed[0], failed
+    assert "Ask the cluster for its version" not in ran
+
+
+def test_index_declarations_not_checked_where_the_indexes_are_off(tmp_path):
+    """aistack_k8s_index_*_enabled false (what the defaults give when the databases are not installed)."""
+    rc, ran, failed = run_tier(tmp_path, aistack_k8s_context="staging", aistack_k8s_index_postgres_enabled=False,
+                               aistack_k8s_index_milvus_enabled=False,
+                               pgvector_tables=[{"database": "analytics", "name": "documents", "indexes": [{}]}])
+    assert "Fail when a vector index is declared on something the tier does not declare" in ran
+    assert not any(m.startswith("Vector indexes") for m in failed), failed
+
+
+def test_nfs_objects_and_index_defaults_rendered(tmp_path):
+    """What the tier applies for the NFS provisioner and where the index play connects by default."""
+    play = [{"hosts": "k8s_controller", "gather_facts": False,
+             "vars_files": [os.path.join(REPO, "playbooks", "vars", "tier_kubernetes.yml")],
+             "tasks": [{"name": "emit", "ansible.builtin.debug": {"msg": {
+                 "nfs": "{{ _aistack_k8s_nfs_objects }}", "storage_class": "{{ aistack_k8s_storage_class }}",
+                 "pg": "{{ aistack_k8s_index_postgres_host }}:{{ aistack_k8s_index_postgres_port }}",
+                 "pg_user": "{{ aistack_k8s_index_postgres_user }}", "milvus": "{{ aistack_k8s_index_milvus_uri }}",
+                 "memory_mb": "{{ _aistack_k8s_postgres_memory_mb | int }}", "cpus": "{{ _aistack_k8s_postgres_cpus | int }}",
+                 "index_pg": "{{ aistack_k8s_index_postgres_enabled | bool }}",
+                 "index_milvus": "{{ aistack_k8s_index_milvus_enabled | bool }}"}}}]}]
+    (tmp_path / "render.yml").write_text(yaml.safe_dump(play))
+    extra = dict(VAULT, aistack_k8s_nfs_provisioner_enabled=True, aistack_k8s_nfs_server="10.0.0.5",
+                 aistack_k8s_nfs_path="/exports/k8s", aistack_image_registry="registry.aistack.internal")
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(REPO, "inventories", "kubernetes"),
+                           str(tmp_path / "render.yml"), "-e", "@" + str(tmp_path / "extra.json")],
+                          env=ansible_env(), capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    out = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["k8s-controller"]["msg"]
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in out["nfs"]]
+    assert kinds == [("Namespace", "aistack-nfs-provisioner"), ("ServiceAccount", "aistack-nfs-provisioner"),
+                     ("ClusterRole", "aistack-nfs-provisioner"), ("ClusterRoleBinding", "aistack-nfs-provisioner"),
+                     ("Role", "aistack-nfs-provisioner-leader"), ("RoleBinding", "aistack-nfs-provisioner-leader"),
+                     ("Deployment", "aistack-nfs-provisioner"), ("StorageClass", "aistack-nfs")]
+    objects = {o["kind"]: o for o in out["nfs"]}
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.aistack.internal/sig-storage/nfs-subdir-external-provisioner:v4.0.2"
+    assert {e["name"]: e["value"] for e in container["env"]} == {
+        "PROVISIONER_NAME": "aistack.io/nfs-subdir-external-provisioner", "NFS_SERVER": "10.0.0.5", "NFS_PATH": "/exports/k8s"}
+    assert container["volumeMounts"] == [{"name": "nfs-export", "mountPath": "/persistentvolumes"}]
+    assert pod["volumes"] == [{"name": "nfs-export", "nfs": {"server": "10.0.0.5", "path": "/exports/k8s"}}]
+    assert objects["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    rules = {r["resources"][0]: r["verbs"] for r in objects["ClusterRole"]["rules"]}
+    assert rules["persistentvolumes"] == ["get", "list", "watch", "create", "delete"]
+    assert rules["persistentvolumeclaims"] == ["get", "list", "watch", "update"]
+    sc = objects["StorageClass"]
+    assert sc["provisioner"] == "aistack.io/nfs-subdir-external-provisioner" and sc["reclaimPolicy"] == "Retain"
+    assert sc["parameters"] == {"archiveOnDelete": "true"}
+    assert sc["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "false"}
+    assert "mountOptions" not in sc  # none given: the nodes' defaults (an empty list is not sent)
+    # The databases use the NFS class; the index play reaches the Services by their names in the cluster.
+    assert out["storage_class"] == "aistack-nfs"
+    assert out["pg"] == "rag-pg-rw.rag-production.svc.cluster.local:5432" and out["pg_user"] == "rag_app"
+    assert out["milvus"] == "http://milvus.rag-production.svc.cluster.local:19530"
+    assert (out["memory_mb"], out["cpus"]) == (8192, 4)
+    assert out["index_pg"] is True and out["index_milvus"] is True
