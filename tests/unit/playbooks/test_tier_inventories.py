@@ -152,7 +152,8 @@ def test_same_variable_names_across_tiers():
             names[tier] = set(yaml.safe_load(fh))
     assert names["single"] - names["split"] == {"pgvector_data_path", "milvus_data_path", "milvus_etcd_data_path",
                                                 "milvus_minio_data_path", "bluegreen_extra_networks", "nfs_client_services"}
-    assert names["split"] - names["single"] == set()
+    # The load balancer in front of several API hosts exists in the split tier only.
+    assert names["split"] - names["single"] == {"aistack_lb_upstream_name", "aistack_lb_backend_port", "aistack_lb_drain_seconds"}
 
 
 @pytest.mark.parametrize("tier", ["single", "split"])
@@ -178,6 +179,11 @@ def _drop_group(group):
     return edit
 
 
+def _add_lb(hosts):
+    hosts["all"]["children"]["aistack"]["children"]["lb_servers"] = {
+        "hosts": {"lb1.example.com": {"ansible_host": "203.0.113.11", "aistack_private_address": "10.20.0.11"}}}
+
+
 def _no_address(hosts):
     del hosts["all"]["children"]["aistack"]["children"]["postgres_servers"]["hosts"]["pg1.example.com"]["aistack_private_address"]
 
@@ -187,6 +193,8 @@ def _no_address(hosts):
     (_no_address, {}, "Set aistack_private_address of pg1.example.com"),
     (None, {"vault_milvus_minio_secret_key": ""}, "Required variable 'vault_milvus_minio_secret_key'"),
     (None, {"milvus_object_storage": "s3", "milvus_s3_endpoint": "s3.example.com", "milvus_s3_bucket": "rag"}, "milvus_s3_access_key"),
+    (_add_lb, {"aistack_lb_backend_port": 0}, "aistack_lb_backend_port (the API hosts' HTTPS port"),
+    (_add_lb, {"aistack_lb_upstream_name": "api servers"}, "set aistack_lb_upstream_name"),
     (None, {"docker_firewall_controller_addresses": ["192.0.2.10"],
             "docker_firewall_rules": [{"port": 22, "proto": "tcp", "groups": ["api_servers"]}]}, "would lock out SSH"),
 ])
@@ -195,3 +203,26 @@ def test_split_preflight_refuses_bad_input(tmp_path, edit, variables, needle):
     assert rc != 0, proc.stdout[-2000:]
     assert any(needle in msg for msg in failed), failed
     assert len(plays) == 1
+
+
+def test_split_preflight_passes_with_a_load_balancer(tmp_path):
+    rc, plays, failed, proc = run_preflight(tmp_path, "split", _add_lb)
+    assert rc == 0 and not failed, (failed, proc.stdout[-3000:])
+
+
+@pytest.mark.parametrize("down", [[], ["api1.example.com"]])
+def test_load_balancer_upstream_lists_every_api_host(tmp_path, down):
+    """playbooks/templates/lb_upstream.conf.j2 as the tier writes it: every API host's private
+    address on the backend port, the one being released marked down."""
+    inventory = local_inventory(tmp_path, "split", _add_lb)
+    out = tmp_path / "upstream.conf"
+    play = [{"hosts": "lb1.example.com", "gather_facts": False, "vars": {"_aistack_lb_down": down}, "tasks": [
+        {"name": "render", "ansible.builtin.template": {
+            "src": os.path.join(REPO, "playbooks", "templates", "lb_upstream.conf.j2"), "dest": str(out), "mode": "0644"}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, str(tmp_path / "play.yml"),
+                           "-e", json.dumps(SECRETS)], env=ansible_env(), capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    servers = [line.strip() for line in out.read_text().splitlines() if line.strip().startswith("server ")]
+    assert servers == ["server 10.20.0.21:443%s;" % (" down" if down else ""), "server 10.20.0.22:443;"]
+    assert "upstream aistack-api {" in out.read_text()
