@@ -9,7 +9,9 @@
    (`systemctl reload --service`).
 3. Sends --verify-requests requests through nginx (--verify-url): each must answer 200 with JSON
    whose --verify-key is --verify-version. Right after the reload an old worker may still take a
-   connection, so each request is retried (--verify-timeout seconds in all) until it does.
+   connection, so each request is retried (--verify-timeout seconds in all) until it does. Over
+   HTTPS, a Host header (--verify-header) is also the TLS server name (SNI) and the name the
+   certificate is checked against.
 
 If step 2 or 3 fails, the previous upstream file is put back and nginx reloaded onto it at once
 (the role's rescue then stops the new slot). Doing all of it in one process on the host keeps the
@@ -39,6 +41,29 @@ def fetch(url, timeout, headers=None, context=None):
         return exc.code, b"", "HTTP %d" % exc.code
     except (urllib.error.URLError, OSError) as exc:
         return 0, b"", str(getattr(exc, "reason", exc))
+
+
+class NamedContext(ssl.SSLContext):
+    """A TLS client context that sends `server_name` (when set) as the SNI name, and checks the
+    certificate against it, whatever host the URL names: https://localhost/ with a Host header
+    reaches that name's site on an nginx that refuses handshakes for names it does not serve."""
+
+    server_name = None
+
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
+        return super().wrap_socket(sock, *args, server_hostname=self.server_name or server_hostname, **kwargs)
+
+
+def tls_context(insecure, server_name):
+    context = NamedContext(ssl.PROTOCOL_TLS_CLIENT)
+    if insecure:
+        # Asked for (bluegreen_verify_validate_certs: false), for example a self-signed lab certificate.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.load_default_certs()
+    context.server_name = server_name
+    return context
 
 
 def wait_healthy(args):
@@ -103,11 +128,12 @@ def verify(args):
     headers = dict(h.split(":", 1) for h in args.verify_header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
     context = None
-    if args.verify_url.startswith("https://") and args.verify_insecure:
-        # Asked for (bluegreen_verify_validate_certs: false), for example a self-signed lab certificate.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    if args.verify_url.startswith("https://"):
+        # A Host header names the site: its name is also the TLS server name (SNI).
+        host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+        server_name = host.rsplit(":", 1)[0] if host and not host.endswith("]") else host
+        if args.verify_insecure or server_name:
+            context = tls_context(args.verify_insecure, server_name or None)
     deadline = time.monotonic() + args.verify_timeout
     answers = []
     for i in range(args.verify_requests):

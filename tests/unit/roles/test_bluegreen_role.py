@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -506,3 +507,40 @@ def test_verification_reads_the_configured_key_and_headers(sandbox):
         service.close()
     assert proc.returncode == 0, proc.stdout
     assert live == "version=1.1.0\n"
+
+
+def test_verify_over_https_sends_the_host_header_as_the_tls_server_name(sandbox):
+    """nginx refuses a handshake for a name it does not serve (ssl_reject_handshake): a verify URL of
+    https://localhost/ with a Host header must send that name as SNI (seen in inventories/single)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=ai.example.com",
+                    "-keyout", str(sandbox / "site.key"), "-out", str(sandbox / "site.crt")],
+                   check=True, capture_output=True)
+    service = _Service(str(sandbox))
+    names = []
+
+    def sni(sock, name, ctx):
+        names.append(name)
+        return None if name == "ai.example.com" else ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(sandbox / "site.crt"), str(sandbox / "site.key"))
+    context.sni_callback = sni
+    tls = socketserver.TCPServer(("127.0.0.1", 0), service.server.RequestHandlerClass)
+    tls.socket = context.wrap_socket(tls.socket, server_side=True)
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
+    url = ["--verify-url", "https://localhost:%d/version" % tls.server_address[1], "--verify-insecure"]
+    try:
+        proc, live, _reloads = _switch(sandbox, service, *url, "--verify-header", "Host: ai.example.com")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert live == "version=1.1.0\n"
+        assert set(names) == {"ai.example.com"}
+        # Without the Host header the name is the URL's, and the handshake is refused.
+        (sandbox / "svc.conf.next").write_text("version=1.2.0\n")
+        proc, live, _reloads = _switch(sandbox, service, *url, "--verify-timeout", "1", verify_version="1.2.0")
+        assert proc.returncode == 1
+        assert "UNRECOGNIZED_NAME" in proc.stdout.upper()
+        assert live == "version=1.1.0\n"
+    finally:
+        tls.shutdown()
+        tls.server_close()
+        service.close()
