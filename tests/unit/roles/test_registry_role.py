@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from lib.ansible_run import preflight_suite, render_role_templates
+from lib.ansible_run import preflight_suite, render_role_templates, run_playbook
 
 ROOT = tempfile.mkdtemp(prefix="registry-role-test-")
 atexit.register(shutil.rmtree, ROOT, ignore_errors=True)
@@ -77,6 +77,9 @@ CASES = {
                      ["differ from its manifest's sha256: apt/Packages.", "nothing was changed"]),
     "missing-file": (_with(registry_bundle_dir=_bundle("missing", {"sha256": {"apt/Packages.gz": "0" * 64}})),
                      ["apt/Packages.gz"]),
+    "tls-no-names": (_with(registry_tls_enabled=True, registry_tls_names=[]), ["registry_tls_names ()", "at least one"]),
+    "tls-bad-name": (_with(registry_tls_enabled=True, registry_tls_names=["registry site"]), ["registry_tls_names (registry site)"]),
+    "tls-relative-dir": (_with(registry_tls_enabled=True, registry_tls_dir="tls"), ["registry_tls_dir (tls)", "absolute"]),
 }
 
 probe, test_invalid_variables, test_only_preflight_ran, _unused = preflight_suite(
@@ -103,3 +106,52 @@ def test_nginx_conf_serves_the_repository_read_only():
     assert "autoindex off;" in conf
     assert "limit_except GET" in conf and "deny all;" in conf
     assert "server_tokens off;" in conf
+
+
+COMPUTED = ("{'san': _registry_tls_san, 'env': _registry_env, 'volumes': _registry_tls_volumes, 'labels': _registry_tls_labels,"
+            " 'health': _registry_healthcheck.test[1], 'apt_health': _registry_apt_healthcheck.test[1], 'scheme': _registry_scheme}")
+
+
+def test_plain_http_by_default():
+    """Without TLS the containers' definitions are those of the role before TLS existed (no recreation)."""
+    files = render_role_templates("registry", ["nginx.conf"], {}, computed=COMPUTED)
+    got = json.loads(files["computed.json"])
+    assert got["scheme"] == "http" and got["volumes"] == [] and got["labels"] == {}
+    assert got["env"] == {"REGISTRY_HTTP_ADDR": ":5000", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/var/lib/registry"}
+    assert got["health"] == "wget -q -O /dev/null http://127.0.0.1:5000/v2/ || curl -fsS -o /dev/null http://127.0.0.1:5000/v2/"
+    assert got["apt_health"] == ("wget -q -O /dev/null http://127.0.0.1:8080/Release"
+                                 " || curl -fsS -o /dev/null http://127.0.0.1:8080/Release")
+    assert "ssl" not in files["nginx.conf"]
+
+
+def test_tls_serves_both_with_the_server_certificate():
+    variables = {"registry_tls_enabled": True, "registry_tls_names": ["registry.site.lan", "10.0.0.7", "fd00::5"],
+                 "registry_bind_address": "10.0.0.5", "registry_tls_dir": "/etc/aistack/registry/tls"}
+    files = render_role_templates("registry", ["nginx.conf"], variables, computed=COMPUTED)
+    got = json.loads(files["computed.json"])
+    # Names as DNS:, addresses as IP:, the private address and the loopback always in.
+    assert got["san"] == ["DNS:registry.site.lan", "IP:10.0.0.7", "IP:fd00::5", "IP:10.0.0.5", "IP:127.0.0.1"]
+    assert got["scheme"] == "https"
+    assert got["env"]["REGISTRY_HTTP_TLS_CERTIFICATE"] == "/certs/server.crt"
+    assert got["env"]["REGISTRY_HTTP_TLS_KEY"] == "/certs/server.key"
+    # Only the server's key and certificate are mounted, never the CA's key.
+    assert got["volumes"] == ["/etc/aistack/registry/tls/server.crt:/certs/server.crt:ro",
+                              "/etc/aistack/registry/tls/server.key:/certs/server.key:ro"]
+    assert list(got["labels"]) == ["io.aistack.tls-hash"]
+    assert "https://127.0.0.1:5000/v2/" in got["health"] and "https://127.0.0.1:8080/Release" in got["apt_health"]
+    conf = files["nginx.conf"]
+    assert "listen 8080 ssl;" in conf and "ssl_certificate /certs/server.crt;" in conf
+    assert "ssl_certificate_key /certs/server.key;" in conf and "listen 8080;" not in conf
+
+
+def test_client_refuses_a_ca_that_is_not_a_certificate():
+    """Checked before anything is written (check mode: nothing on this machine changes either way)."""
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "client", "ansible.builtin.include_role": {"name": "aistack.infra.registry", "tasks_from": "client"},
+         "vars": {"registry_client_ca_certificate": "not a certificate", "aistack_image_registry": "registry.site.lan:5000"}}]}]
+    proc = run_playbook(play, "--check")
+    assert proc.returncode != 0
+    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    failed = [t for t in tasks if t["hosts"]["localhost"].get("failed")]
+    assert [t["task"]["name"].split(" : ")[-1] for t in failed] == ["Check the CA certificate"]
+    assert "must be a PEM certificate" in failed[0]["hosts"]["localhost"]["msg"]
