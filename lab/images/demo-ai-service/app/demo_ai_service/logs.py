@@ -155,7 +155,11 @@ class LogConsumer(threading.Thread):
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.error = None
-        self.stats = {"consumed": 0, "indexed": 0, "commits": 0, "batches": 0, "retries": 0, "closed": False}
+        self.stats = {"consumed": 0, "indexed": 0, "commits": 0, "batches": 0, "retries": 0, "closed": False,
+                      "start_attempts": 0}
+        # Seconds between start attempts: base x attempt, at most max.
+        self.start_retry_base = 2.0
+        self.start_retry_max = 15.0
 
     def _consumer(self):
         from kafka import KafkaConsumer
@@ -185,17 +189,39 @@ class LogConsumer(threading.Thread):
             raise RuntimeError("bulk write: %d of %d failed, first: %s" % (len(errors), len(actions), errors[0]))
         return ok
 
+    def _start(self):
+        """The OpenSearch client, the index check and the Kafka consumer; None once stopping.
+
+        A wrong setting (ConfigError) ends the thread: /health names it until the slot is redeployed.
+        Anything else (OpenSearch or Kafka not up yet: a host started before the log host, a broker
+        restarting) is retried with a growing pause, /health failing with the last error meanwhile.
+        """
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                if self.client is None:
+                    self.client = opensearch_client(self.cfg)
+                check_index_dimension(self.client, self.cfg["log_index"], self.cfg["field"], self.embedder.dimension,
+                                      "LOG_VECTOR_INDEX")
+                return self._consumer()
+            except ConfigError as exc:
+                self.error = "%s: %s" % (type(exc).__name__, exc)
+                LOG.error("log consumer not started: %s", self.error)
+                return None
+            except Exception as exc:
+                attempt += 1
+                self.stats["start_attempts"] = attempt
+                self.error = "%s: %s" % (type(exc).__name__, exc)
+                pause = min(self.start_retry_max, self.start_retry_base * attempt)
+                LOG.warning("log consumer not started (attempt %d), retrying in %.0f s: %s", attempt, pause, self.error)
+                self.stopping.wait(pause)
+        return None
+
     def run(self):
-        try:
-            if self.client is None:
-                self.client = opensearch_client(self.cfg)
-            check_index_dimension(self.client, self.cfg["log_index"], self.cfg["field"], self.embedder.dimension,
-                                  "LOG_VECTOR_INDEX")
-            consumer = self._consumer()
-        except Exception as exc:  # configuration or connection: /health reports it
-            self.error = "%s: %s" % (type(exc).__name__, exc)
-            LOG.error("log consumer not started: %s", self.error)
+        consumer = self._start()
+        if consumer is None:
             return
+        self.error = None
         self.ready.set()
         try:
             while not self.stopping.is_set():

@@ -17,8 +17,10 @@ Endpoints
                  consumer's counters (metrics.py), scraped through the slot's port.
 
 Consumer mode (LOG_CONSUMER_ENABLED=1, settings in logs.py): a Kafka consumer thread embeds each
-log line and writes it into the k-NN index; /health fails while the consumer could not start (a
-wrong setting, an index of another dimension), so a bluegreen deploy of it rolls back. SIGTERM:
+log line and writes it into the k-NN index; /health fails while the consumer has not started: for
+good on a wrong setting (an index of another dimension), so a bluegreen deploy of it rolls back;
+while OpenSearch or Kafka does not answer yet, the start is retried (2 s x attempt, at most 15 s)
+and /health passes once it connects (/consumer: ready, start_attempts). SIGTERM:
 uvicorn stops serving, then the consumer finishes its batch, commits and leaves the group.
 
 Settings (environment)
@@ -264,6 +266,7 @@ def qa_post(req: QARequest):
 def consumer_stats():
     logs = _need_logs()
     return {"group_id": logs.cfg["group_id"], "topics": logs.cfg["topics"], "alive": logs.consumer.is_alive(),
+            "ready": logs.consumer.ready.is_set() and logs.consumer.is_alive(),
             "error": logs.consumer.error, **logs.consumer.stats}
 
 
