@@ -73,14 +73,26 @@ run_one() { # run_one SCENARIO: the whole molecule test of one scenario, timed
 }
 
 failed=()
+excerpt() { # excerpt SCENARIO: the last failed task of its log, repeated after the summary so that a
+  # CI log's tail says why (ignored failures come earlier in a log; the one that stopped it is last)
+  local log="$logdir/$1.log" n
+  [ -f "$log" ] || return 0
+  n=$(grep -n -E 'FAILED! =>|(fatal|failed): \[' "$log" | tail -n 1 | cut -d: -f1)
+  if [ -z "$n" ]; then
+    echo "=== molecule $1: last 40 lines of build/molecule/$1.log"; tail -n 40 "$log"
+  else
+    echo "=== molecule $1: its last failure, build/molecule/$1.log line $n"
+    sed -n "$(( n > 30 ? n - 30 : 1 )),$(( n + 15 ))p" "$log" | cut -c1-3000
+  fi
+}
 report() { # report SCENARIO RC: its result line; a failure joins the summary
   if [ "$2" -eq 0 ]; then echo "=== molecule $1: ok in $(cat "$logdir/$1.time") s"
   else echo "=== molecule $1: FAILED after $(cat "$logdir/$1.time") s"; failed+=("$1"); fi
 }
 if [ "$jobs" -le 1 ]; then
   for s in "$@"; do
-    echo "=== molecule test -s $s"
-    rc=0; run_one "$s" || rc=$?
+    echo "=== molecule test -s $s (log: build/molecule/$s.log)"
+    rc=0; run_one "$s" > >(tee "$logdir/$s.log") 2>&1 || rc=$?
     report "$s" "$rc"
   done
 else
@@ -91,7 +103,10 @@ else
     else echo "$jobs"; fi
   }
   declare -A pids=()
-  reap() { # wait until a scenario ends (or the limit rises), then print its log and result
+  # reap: wait until a scenario ends, then print its log and result; reap free: also return when
+  # the limit rose above the running count. Either way it sleeps between looks (a loop that
+  # returned at once whenever fewer ran than the limit spun a core through the list's tail).
+  reap() {
     local pid rc s
     while :; do
       for pid in "${!pids[@]}"; do
@@ -104,12 +119,12 @@ else
         report "$s" "$rc"
         return 0
       done
-      [ "${#pids[@]}" -lt "$(limit)" ] && return 0
+      [ "${1:-}" = free ] && [ "${#pids[@]}" -lt "$(limit)" ] && return 0
       sleep 5
     done
   }
   for s in "$@"; do
-    while [ "${#pids[@]}" -ge "$(limit)" ]; do reap; done
+    while [ "${#pids[@]}" -ge "$(limit)" ]; do reap free; done
     echo "=== molecule $s: started ($(date +%H:%M:%S), ${#pids[@]} running)"
     run_one "$s" >"$logdir/$s.log" 2>&1 &
     pids[$!]=$s
@@ -117,6 +132,7 @@ else
   while [ "${#pids[@]}" -gt 0 ]; do reap; done
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
+  for s in "${failed[@]}"; do excerpt "$s"; done
   echo "=== molecule: failed: ${failed[*]}"
   exit 1
 fi

@@ -38,7 +38,9 @@ DISTINCT = "TLS handshake with the payment gateway failed: certificate expired"
 def sasl(password=None, **extra):
     settings = dict(bootstrap_servers=[BOOTSTRAP], security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
                     sasl_plain_username=USER, sasl_plain_password=PASSWORD if password is None else password,
-                    ssl_cafile=CA, ssl_check_hostname=True, request_timeout_ms=20000)
+                    ssl_cafile=CA, ssl_check_hostname=True,
+                    # Generous: a TLS + SCRAM bootstrap on CI's loaded two cores (a refusal still comes at once).
+                    request_timeout_ms=60000, bootstrap_timeout_ms=60000)
     settings.update(extra)
     return settings
 

@@ -103,6 +103,8 @@ CASES = {
                                  ["logpipeline_shipper_topics names topics that logpipeline_kafka_topics does not declare: audit"]),
     "cluster-id-malformed": (_with(logpipeline_kafka_cluster_id="not-a-uuid"),
                              ["logpipeline_kafka_cluster_id must be a 22-character base64url UUID"]),
+    "tls-valid-days-within-renewal": (_with(logpipeline_kafka_tls_valid_days=30),
+                                      ["logpipeline_kafka_tls_valid_days must be more than 30 (is 30)"]),
     "duplicate-user": (_with(logpipeline_kafka_sasl_users=[{"name": "logpipeline-admin", "password": APP_PASSWORD}]),
                        ["logpipeline_kafka_sasl_users names must be unique"]),
     "logstash-user-unknown": (_with(logpipeline_logstash_kafka_user="nobody"),
