@@ -79,7 +79,18 @@ CASES = {
                          ["privileges of app_db.* must be a comma-separated list"]),
     "duplicate-accounts": (_with(mariadb_users=[VALID["mariadb_users"][0], dict(VALID["mariadb_users"][0])]),
                            ["mariadb_users name@host accounts must be unique"]),
-    "backup-keep-days": (_with(mariadb_backup_keep_days=0), ["mariadb_backup_keep_days must be at least 1"]),
+    "valid-backup-keep-days": (_with(mariadb_backup_keep_days=30), None),
+    "backup-keep-days-negative": (_with(mariadb_backup_keep_days=-1),
+                                  ["mariadb_backup_keep_days must be 0 (unused, the default) or more, not -1"]),
+    "backup-retention-partial": (_with(mariadb_backup_retention={"weekly": 0}), None),
+    "backup-retention-daily-zero": (_with(mariadb_backup_retention={"daily": 0, "weekly": 4, "monthly": 6}),
+                                    ["mariadb_backup_retention.daily must be a whole number of sets, 1 or more, not 0"]),
+    "backup-retention-weekly-negative": (_with(mariadb_backup_retention={"weekly": -1}),
+                                         ["mariadb_backup_retention.weekly must be a whole number of sets, 0 or more, not -1"]),
+    "backup-retention-monthly-fraction": (_with(mariadb_backup_retention={"monthly": 1.5}),
+                                          ["mariadb_backup_retention", "monthly"]),
+    "backup-retention-unknown-tier": (_with(mariadb_backup_retention={"yearly": 2}),
+                                      ["mariadb_backup_retention", "yearly"]),
     "backup-dir-relative": (_with(mariadb_backup_dir="backups"), ["mariadb_backup_dir must be an absolute path"]),
     "pull-choice": (_with(mariadb_image_pull="sometimes"), ["value of mariadb_image_pull must be one of: missing, always"]),
 }
@@ -162,14 +173,36 @@ def test_backup_timer_and_scripts(default, tmp_path):
     assert "OnCalendar=*-*-* 02:00:00" in default["aistack-mariadb-backup.timer"].splitlines()
     assert "Persistent=true" in default["aistack-mariadb-backup.timer"].splitlines()
     assert "ExecStart=/usr/local/sbin/aistack-mariadb-backup" in default["aistack-mariadb-backup.service"].splitlines()
+    assert "RequiresMountsFor=/var/backups/aistack-mariadb" in default["aistack-mariadb-backup.service"].splitlines()
     backup = default["aistack-mariadb-backup.sh"]
-    assert "keep_days=30" in backup.splitlines()
+    assert "keep_daily=7\nkeep_weekly=4\nkeep_monthly=6\n" in backup
+    assert "rotate=/usr/local/sbin/aistack-backup-rotate" in backup.splitlines()
+    assert 'flock -n 9' in backup
+    assert 'set_dir=$("$rotate" start "$backup_dir")' in backup
+    assert 'out="$set_dir/mariadb.xb.gz"' in backup
     assert "mariadb-backup --defaults-extra-file=/run/secrets/aistack-mariadb/client.cnf" in backup
-    assert "-mmin +$((keep_days * 1440)) -print -delete" in backup
+    assert '"$rotate" fail "$backup_dir" "$set_dir"' in backup
+    assert ('"$rotate" finish "$backup_dir" "$set_dir" --daily "$keep_daily" --weekly "$keep_weekly"'
+            ' --monthly "$keep_monthly"') in backup
+    # the flat files of the earlier layout age out after the daily count of days
+    assert "-name 'mariadb-*.xb.gz'" in backup and '-mmin +"$((keep_daily * 1440))" -print -delete' in backup
     restore = default["aistack-mariadb-restore.sh"]
+    assert 'source=$("$rotate" latest "$dir" mariadb.xb.gz)' in restore
+    assert '"$rotate" verify "$source"' in restore
+    # the checksums are checked before the server stops
+    assert restore.index('"$rotate" verify "$source"') < restore.index('docker stop')
     assert "mariadb-backup --prepare" in restore and "mariadb-backup --copy-back" in restore
     assert "{{.Config.Image}}" in restore and "{{.State.Health.Status}}" in restore
     for name in ("aistack-mariadb-backup.sh", "aistack-mariadb-restore.sh"):
         path = tmp_path / name
         path.write_text(default[name])
         assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+
+
+def test_backup_retention_counts():
+    """Missing retention keys take the defaults; the deprecated keep_days still sets the daily count."""
+    backup = _render({"mariadb_backup_retention": {"weekly": 0}})["aistack-mariadb-backup.sh"]
+    assert "keep_daily=7\nkeep_weekly=0\nkeep_monthly=6\n" in backup
+    backup = _render({"mariadb_backup_keep_days": 14,
+                      "mariadb_backup_retention": {"daily": 3, "weekly": 2, "monthly": 1}})["aistack-mariadb-backup.sh"]
+    assert "keep_daily=14\nkeep_weekly=2\nkeep_monthly=1\n" in backup
