@@ -13,6 +13,8 @@
    HTTPS, a Host header (--verify-header) is also the TLS server name (SNI) and the name the
    certificate is checked against.
 
+With --verify-only, only step 3 runs (the role's rollback checks that the old version answers).
+
 If step 2 or 3 fails, the previous upstream file is put back and nginx reloaded onto it at once
 (the role's rescue then stops the new slot). Doing all of it in one process on the host keeps the
 controller's per-task latency out of the time from "healthy" to "switched" and out of the time a
@@ -163,12 +165,14 @@ def verify(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--url", required=True, action="append", help="health URL of the new slot (repeatable: one per instance)")
+    p.add_argument("--verify-only", action="store_true",
+                   help="only step 3 (the role's rollback checks the old version answers): no --url, --staged, --live")
+    p.add_argument("--url", action="append", default=[], help="health URL of the new slot (repeatable: one per instance)")
     p.add_argument("--successes", type=int, default=3)
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--staged", required=True)
-    p.add_argument("--live", required=True)
+    p.add_argument("--staged")
+    p.add_argument("--live")
     p.add_argument("--service", default="nginx")
     p.add_argument("--nginx", default="nginx")
     p.add_argument("--verify-url", required=True, help="URL through nginx answering JSON with the version")
@@ -179,6 +183,16 @@ def main():
     p.add_argument("--verify-header", action="append", default=[], help="NAME: VALUE (repeatable)")
     p.add_argument("--verify-insecure", action="store_true", help="do not validate the TLS certificate")
     args = p.parse_args()
+    if args.verify_only:
+        answers, error = verify(args)
+        if error:
+            print(error)
+            return 1
+        print(json.dumps({"verified_at": round(time.time(), 3), "verified": len(answers)}))
+        return 0
+    missing = [name for name, value in (("--url", args.url), ("--staged", args.staged), ("--live", args.live)) if not value]
+    if missing:
+        p.error("the following arguments are required without --verify-only: %s" % ", ".join(missing))
     probes, error = wait_healthy(args)
     if error:
         print(error)

@@ -131,10 +131,19 @@ def _state(**fields):
     return {"content": base64.b64encode(json.dumps(doc).encode()).decode()}
 
 
-def _container(slot, running=True, definition="{{ _bluegreen_definition_hash.%s }}"):
+def _container(slot, running=True, definition="{{ _bluegreen_definition_hash.%s }}", health=None):
+    state = {"Running": running, "Status": "running" if running else "exited"}
+    if health:
+        state["Health"] = {"Status": health}
     return {"exists": True, "container": {
-        "State": {"Running": running, "Status": "running" if running else "exited"},
+        "State": state,
         "Config": {"Labels": {"io.aistack.bluegreen.definition": definition % slot if "%s" in definition else definition}}}}
+
+
+def _others(*states):
+    """__bluegreen_active_others for instances 2.. of slot blue: each a _container() result or NO_CONTAINER."""
+    return {"results": [dict(state, item={"name": "demo-ai-service-blue-%d" % (i + 2)})
+                        for i, state in enumerate(states)]}
 
 
 NO_STATE = {"failed": True, "msg": "file not found: /etc/aistack/bluegreen/demo-ai-service.json"}
@@ -169,6 +178,20 @@ PLANS = {
     "active-missing": ({"__bluegreen_state_file": _state(), "__bluegreen_active_info": NO_CONTAINER},
                        {"deploy": True, "to_slot": "green",
                         "reasons": ["the active slot's container is missing or stopped"]}),
+    "active-unhealthy": ({"__bluegreen_state_file": _state(), "__bluegreen_active_info": _container("blue", health="unhealthy")},
+                         {"deploy": True, "to_slot": "green",
+                          "reasons": ["the active slot's container is unhealthy (demo-ai-service-blue)"]}),
+    "active-starting-or-healthy": ({"__bluegreen_state_file": _state(),
+                                    "__bluegreen_active_info": _container("blue", health="starting"),
+                                    "__bluegreen_active_others": _others(_container("blue", health="healthy"))},
+                                   {"deploy": False, "reasons": []}),
+    "other-instance-unhealthy": ({"__bluegreen_state_file": _state(), "__bluegreen_active_info": _container("blue"),
+                                  "__bluegreen_active_others": _others(_container("blue"), _container("blue", health="unhealthy"))},
+                                 {"deploy": True, "reasons": [
+                                     "the active slot's container is unhealthy (demo-ai-service-blue-3)"]}),
+    "other-instance-missing": ({"__bluegreen_state_file": _state(), "__bluegreen_active_info": _container("blue"),
+                                "__bluegreen_active_others": _others(NO_CONTAINER)},
+                               {"deploy": True, "reasons": ["the active slot's container is missing or stopped"]}),
     "definition-changed": ({"__bluegreen_state_file": _state(), "__bluegreen_active_info": _container("blue"),
                             "bluegreen_env": {"LOG_LEVEL": "debug"}, "__bluegreen_label_override": True},
                            {"deploy": True, "to_slot": "green", "reasons": ["the container definition changed"]}),
@@ -305,6 +328,10 @@ def test_slot_instances_names_and_ports():
     assert [i["name"] for i in four["blue"]] == ["demo-ai-service-blue", "demo-ai-service-blue-2",
                                                  "demo-ai-service-blue-3", "demo-ai-service-blue-4"]
     assert [i["port"] for i in four["green"]] == [8102, 8112, 8122, 8132]
+    # The names the old slot is stopped by: every instance the state file recorded (3), though the
+    # slot now runs 1.
+    names = _emit("_bluegreen_slot_names", {"__bluegreen_state_file": _state(instances=3)})
+    assert names["green"] == ["demo-ai-service-green", "demo-ai-service-green-2", "demo-ai-service-green-3"]
 
 
 def _switch_args(extra):
@@ -540,6 +567,20 @@ def test_verify_over_https_sends_the_host_header_as_the_tls_server_name(sandbox)
         assert proc.returncode == 1
         assert "UNRECOGNIZED_NAME" in proc.stdout.upper()
         assert live == "version=1.1.0\n"
+        # --verify-only (the rollback's check of the old version): the same server name, no switch.
+        names.clear()
+        only = [sys.executable, SWITCH, "--verify-only"] + url + ["--verify-version", "1.1.0", "--verify-requests", "2"]
+        proc = subprocess.run(only + ["--verify-header", "Host: ai.example.com"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["verified"] == 2
+        assert set(names) == {"ai.example.com"}
+        proc = subprocess.run(only + ["--verify-timeout", "1"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and "UNRECOGNIZED_NAME" in proc.stdout.upper()
+        assert (sandbox / "svc.conf").read_text() == "version=1.1.0\n"
+        # Without --verify-only, the switch's own options are required.
+        proc = subprocess.run([sys.executable, SWITCH] + url + ["--verify-version", "1.1.0"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "--url, --staged, --live" in proc.stderr
     finally:
         tls.shutdown()
         tls.server_close()
